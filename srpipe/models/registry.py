@@ -1,0 +1,139 @@
+"""Model registry: every architecture registers its paper config, a tiny CPU config and a card of paper facts.
+
+`create_model(name, scale, config="paper"|"tiny", **overrides)` is the one way the rest of srpipe builds a network
+(the timm/BasicSR factory idea). Cards carry what training and the leaderboard need to know about the paper: scales,
+input space, colour mode and the training recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+InputSpace = Literal["lr", "bicubic"]  # "bicubic": the network takes the LR image bicubic-upsampled to HR size
+ColorMode = Literal["y", "rgb"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper's training recipe. Milestones are fractions of the iteration budget, so a short budget keeps its shape."""
+
+    loss: str = "l1"  # name in srpipe.train.losses: mse, l1, charbonnier, drcn, memnet, lapsrn, drn, srgan
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: Literal["multistep", "cosine", "constant"] = "multistep"
+    milestones: tuple[float, ...] = (0.5,)
+    gamma: float = 0.5
+    grad_clip: float | None = None  # max gradient norm; VDSR/DRRN/MemNet scale it by 1/lr ("adjustable clipping")
+    clip_by_lr: bool = False  # True: the norm bound is grad_clip / current lr (VDSR Sec. 3.3, DRRN, MemNet)
+    batch_size: int = 16
+    patch_size: int = 96  # HR patch side
+    iterations: int = 300_000  # the paper's total, for reference; srpipe's budget is train.iterations
+    loss_options: Mapping[str, Any] = field(default_factory=dict)  # extra knobs of a model-specific loss
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Facts about a network's paper, read by training, evaluation and the leaderboard."""
+
+    name: str
+    title: str
+    authors: str
+    venue: str
+    year: int
+    arxiv: str
+    scales: tuple[int, ...]
+    input_space: InputSpace
+    color: ColorMode  # the paper's colour mode; srpipe trains RGB unless asked for the paper's
+    recipe: Recipe
+    notes: str = ""
+
+    @property
+    def paper(self) -> str:
+        return f"{self.authors}, {self.venue} {self.year}"
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Base of every architecture config: the number of image channels (3 = RGB, 1 = Y only)."""
+
+    channels: int = 3
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    cls: Callable[..., nn.Module]
+    card: ModelCard
+    configs: Mapping[str, ArchConfig]
+
+
+class SRModel(nn.Module):
+    """Base class: `forward(x)` returns the SR image; `forward_train(x)` adds the auxiliary outputs losses need."""
+
+    def forward_train(self, x: Tensor) -> dict[str, Any]:
+        """Outputs for the loss: at least ``"sr"``; families add e.g. ``"levels"``, ``"recursions"``, ``"dual"``."""
+        return {"sr": self(x)}
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(card: ModelCard, paper: ArchConfig, tiny: ArchConfig) -> Callable[[type], type]:
+    """Class decorator registering `card.name` with its paper and tiny configs (stackable for named variants)."""
+
+    def wrap(cls: type) -> type:
+        if card.name in _REGISTRY:
+            raise KeyError(f"model {card.name!r} is already registered (by {_REGISTRY[card.name].cls.__name__})")
+        _REGISTRY[card.name] = ModelEntry(cls=cls, card=card, configs={"paper": paper, "tiny": tiny})
+        return cls
+
+    return wrap
+
+
+def _entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}") from None
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, in registration order (the survey's chronology)."""
+    return list(_REGISTRY)
+
+
+def get_card(name: str) -> ModelCard:
+    return _entry(name).card
+
+
+def get_config(name: str, config: str = "paper", **overrides: Any) -> ArchConfig:
+    """The named config of a model with `overrides` applied (overrides that are None are dropped, like timm)."""
+    entry = _entry(name)
+    if config not in entry.configs:
+        raise KeyError(f"model {name!r} has no config {config!r}; choose from {sorted(entry.configs)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(entry.configs[config])}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"model {name!r} has no option(s) {unknown}; its options are {sorted(known)}")
+    return dataclasses.replace(entry.configs[config], **overrides)
+
+
+def create_model(name: str, scale: int, config: str = "paper", **overrides: Any) -> nn.Module:
+    """Build model `name` for upscaling factor `scale` from its `paper` or `tiny` config plus `overrides`."""
+    card = get_card(name)
+    if scale not in card.scales:
+        supported = ", ".join(f"x{s}" for s in card.scales)
+        raise ValueError(f"{name} supports {supported} only (paper: {card.paper}); x{scale} was asked for")
+    return _entry(name).cls(scale, get_config(name, config, **overrides))
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
