@@ -20,7 +20,7 @@ ColorMode = Literal["y", "rgb"]
 
 @dataclass(frozen=True)
 class Recipe:
-    """A paper's training recipe. Milestones are fractions of the iteration budget, so a short budget keeps its shape."""
+    """A paper's training recipe. Milestones are fractions of the budget, so a short budget keeps its shape."""
 
     loss: str = "l1"  # name in srpipe.train.losses: mse, l1, charbonnier, drcn, memnet, lapsrn, drn, srgan
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -31,12 +31,19 @@ class Recipe:
     schedule: Literal["multistep", "cosine", "constant"] = "multistep"
     milestones: tuple[float, ...] = (0.5,)
     gamma: float = 0.5
+    min_lr: float = 0.0  # the cosine schedule's floor (DRN: 1e-7)
     grad_clip: float | None = None  # max gradient norm; VDSR/DRRN/MemNet scale it by 1/lr ("adjustable clipping")
     clip_by_lr: bool = False  # True: the norm bound is grad_clip / current lr (VDSR Sec. 3.3, DRRN, MemNet)
     batch_size: int = 16
-    patch_size: int = 96  # HR patch side
+    patch_size: int = 96  # HR patch side, for papers that crop HR patches (SRCNN 33, VDSR 41, LapSRN 128 ...)
+    lr_patch: int | None = None  # LR patch side, for papers that crop LR patches (EDSR/RCAN 48): HR = lr_patch × s
     iterations: int = 300_000  # the paper's total, for reference; srpipe's budget is train.iterations
     loss_options: Mapping[str, Any] = field(default_factory=dict)  # extra knobs of a model-specific loss
+
+    def hr_patch(self, scale: int) -> int:
+        """HR patch side at `scale`, a multiple of it (a 33-px SRCNN patch becomes 32 at x4)."""
+        side = self.lr_patch * scale if self.lr_patch else self.patch_size
+        return max(scale, side - side % scale)
 
 
 @dataclass(frozen=True)
