@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_BT601 = (65.481, 128.553, 24.966)
+from srpipe.color import rgb_to_y as _rgb01_to_y
 
 
 def quantize(sr: Tensor) -> Tensor:
@@ -23,8 +23,7 @@ def quantize(sr: Tensor) -> Tensor:
 
 def rgb_to_y(img: Tensor) -> Tensor:
     """N×3×H×W in [0, 255] → N×1×H×W BT.601 luma in [16, 235] (float, unrounded)."""
-    w = img.new_tensor(_BT601).view(1, 3, 1, 1)
-    return 16.0 + (img * w).sum(dim=1, keepdim=True) / 255.0
+    return _rgb01_to_y(img / 255.0) * 255.0
 
 
 def _prepare(img: Tensor, y_only: bool, gray: Tensor | bool, crop_border: int) -> Tensor:

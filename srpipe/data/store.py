@@ -1,0 +1,197 @@
+"""The patch store: training images decoded once into flat uint8 memmaps, with a Parquet index of patches.
+
+Layout of a store folder (the contract between `prepare` and `train`, nanoGPT's train.bin + meta idea):
+    hr.u8            every HR image (modcropped), H×W×3 uint8, back to back
+    lr_x<s>.u8       the same images degraded with MATLAB bicubic at each scale
+    images.parquet   id, name, dataset, height, width, gray, hr_offset, lr_x<s>_offset
+    patches.parquet  image_id, scale, y, x, size: LR-pixel windows on a grid, where training crops its patches
+    meta.json        format version, scales, counts and the params that made it
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from srpipe.color import rgb_to_y
+from srpipe.degrade import imresize
+
+FORMAT_VERSION = 1
+_MARGIN = 3  # LR pixels of context so a bicubic-upsampled crop equals the crop of the upsampled image
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    name: str
+    hr: np.ndarray  # H×W×3 uint8 (a memmap view)
+    lr: np.ndarray  # h×w×3 uint8
+    gray: bool
+
+
+class Store:
+    """Read access to a prepared store folder; arrays are memory-mapped, nothing is decoded."""
+
+    def __init__(self, root: str | Path) -> None:
+        import pandas as pd
+
+        self.root = Path(root)
+        meta_path = self.root / "meta.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{self.root}: not a prepared patch store (no meta.json); run `srpipe prepare`")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{self.root}: store format {self.meta.get('format')}, expected {FORMAT_VERSION}")
+        self.images = pd.read_parquet(self.root / "images.parquet")
+        self.scales = tuple(self.meta["scales"])
+        self._maps: dict[str, np.memmap] = {}
+
+    def _map(self, name: str) -> np.memmap:
+        # Opened lazily: each DataLoader worker maps the files itself after fork/spawn.
+        if name not in self._maps:
+            self._maps[name] = np.memmap(self.root / f"{name}.u8", dtype=np.uint8, mode="r")
+        return self._maps[name]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_maps": {}}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _check_scale(self, scale: int) -> None:
+        if scale not in self.scales:
+            raise ValueError(f"{self.root} holds scales {self.scales}, not x{scale}: add it to prepare.scales")
+
+    def hr(self, i: int) -> np.ndarray:
+        row = self.images.iloc[i]
+        n = int(row.height) * int(row.width) * 3
+        return self._map("hr")[int(row.hr_offset) : int(row.hr_offset) + n].reshape(int(row.height), int(row.width), 3)
+
+    def lr(self, i: int, scale: int) -> np.ndarray:
+        self._check_scale(scale)
+        row = self.images.iloc[i]
+        h, w = int(row.height) // scale, int(row.width) // scale
+        off = int(row[f"lr_x{scale}_offset"])
+        return self._map(f"lr_x{scale}")[off : off + h * w * 3].reshape(h, w, 3)
+
+    def image(self, i: int, scale: int) -> StoredImage:
+        row = self.images.iloc[i]
+        return StoredImage(str(row["name"]), self.hr(i), self.lr(i, scale), bool(row.gray))
+
+    def patches(self, scale: int) -> np.ndarray:
+        """Index rows for `scale` as an N×4 int array: image_id, y, x, size (LR pixels)."""
+        import pandas as pd
+
+        self._check_scale(scale)
+        df = pd.read_parquet(self.root / "patches.parquet", filters=[("scale", "==", scale)])
+        return df[["image_id", "y", "x", "size"]].to_numpy(np.int64)
+
+
+def to_tensor(img: np.ndarray, color: str) -> Tensor:
+    """H×W×3 uint8 → C×H×W float in [0, 1]; "y" gives BT.601 luma/255 (range 16/255..235/255)."""
+    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+    return rgb_to_y(t) if color == "y" else t
+
+
+class PatchDataset(Dataset):
+    """Aligned (input, HR) patch pairs sampled from a store, with random flips and 90° rotations.
+
+    Sample `g` is drawn with an RNG seeded by (seed, g), so the stream is a pure function of the sample number:
+    resuming at step k reproduces exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        scale: int,
+        hr_patch: int,
+        color: str = "rgb",
+        bicubic_input: bool = False,
+        augment: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if hr_patch % scale:
+            raise ValueError(f"HR patch {hr_patch} is not a multiple of x{scale}")
+        self.store, self.scale, self.p = store, scale, hr_patch // scale
+        self.color, self.bicubic_input, self.augment, self.seed = color, bicubic_input, augment, seed
+        self.index = store.patches(scale)
+        self.index = self.index[self.index[:, 3] >= self.p]
+        if len(self.index) == 0:
+            raise ValueError(
+                f"{store.root}: no index patch holds a {self.p}-px LR patch at x{scale}; "
+                f"raise prepare.lr_patch or lower the model's patch size"
+            )
+
+    def __len__(self) -> int:
+        return 2**62  # an endless stream, addressed by sample number
+
+    def _crop(self, image_id: int, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
+        s, p = self.scale, self.p
+        hr = self.store.hr(image_id)[y * s : (y + p) * s, x * s : (x + p) * s]
+        lr_full = self.store.lr(image_id, s)
+        if not self.bicubic_input:
+            return lr_full[y : y + p, x : x + p], hr
+        # Upsample a window with context, then cut the patch out: identical to cropping the upsampled image.
+        h, w = lr_full.shape[:2]
+        y0, x0 = max(0, y - _MARGIN), max(0, x - _MARGIN)
+        y1, x1 = min(h, y + p + _MARGIN), min(w, x + p + _MARGIN)
+        win = torch.from_numpy(np.ascontiguousarray(lr_full[y0:y1, x0:x1])).permute(2, 0, 1)
+        up = imresize(win, float(s)).permute(1, 2, 0).numpy()
+        oy, ox = (y - y0) * s, (x - x0) * s
+        return up[oy : oy + p * s, ox : ox + p * s], hr
+
+    def __getitem__(self, g: int) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng((self.seed, g))
+        image_id, y, x, size = self.index[rng.integers(len(self.index))]
+        y += rng.integers(size - self.p + 1)
+        x += rng.integers(size - self.p + 1)
+        inp, hr = self._crop(int(image_id), int(y), int(x))
+        inp, hr = to_tensor(inp, self.color), to_tensor(hr, self.color)
+        if self.augment:
+            flip_h, flip_v, rot = rng.integers(2, size=3)
+            dims = [d for d, f in ((-1, flip_h), (-2, flip_v)) if f]
+            if dims:
+                inp, hr = inp.flip(dims), hr.flip(dims)
+            if rot:
+                inp, hr = inp.transpose(-1, -2), hr.transpose(-1, -2)
+        return inp.contiguous(), hr.contiguous()
+
+
+class StepSampler(Sampler[int]):
+    """Sample numbers for steps `start`..`stop` of `batch` samples, split over `world` ranks (DDP).
+
+    Plays the role of DistributedSampler for an endless stream: rank r of w takes sample (step·batch + b)·w + r, so
+    the ranks see disjoint samples, and resuming at a step needs no saved sampler state.
+    """
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        for step in range(self.start, self.stop):
+            for b in range(self.batch):
+                yield (step * self.batch + b) * self.world + self.rank
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.batch
+
+
+def grid(length: int, size: int, stride: int) -> list[int]:
+    """Window starts covering [0, length) with windows of `size` every `stride`, the last one flush with the end."""
+    if length < size:
+        return []
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
+def lcm(values: tuple[int, ...]) -> int:
+    return math.lcm(*values) if values else 1

@@ -1,0 +1,104 @@
+"""Stage `prepare`: decode the training and validation images once into patch stores (see srpipe.data.store)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from srpipe.config import PrepareParams
+from srpipe.data.images import list_images, load_image
+from srpipe.data.store import FORMAT_VERSION, grid, lcm
+from srpipe.degrade import bicubic_lr, modcrop
+from srpipe.fsio import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _sources(raw_dir: Path, specs: Sequence[str]) -> list[tuple[str, Path]]:
+    """(dataset, image path) for every "<dataset>/<split>" folder that exists; absent/unavailable ones are logged."""
+    found = []
+    for spec in specs:
+        folder = raw_dir / spec
+        if not folder.is_dir() or (folder.parent / "UNAVAILABLE.txt").exists():
+            log.warning("prepare: %s is not in %s (not downloaded or unavailable): skipped", spec, raw_dir)
+            continue
+        found += [(spec.split("/")[0], p) for p in list_images(folder)]
+    return found
+
+
+def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img[y : y + side, x : x + side]
+
+
+def _write_store(
+    out: Path, sources: list[tuple[str, Path]], params: PrepareParams, split: str, progress: bool
+) -> dict[str, int]:
+    import pandas as pd
+
+    step = lcm(params.scales)  # HR is cropped to a multiple of every scale, so each LR is exact
+    rows, patches, skipped = [], [], []
+    with contextlib.ExitStack() as stack:
+        names = ["hr", *(f"lr_x{s}" for s in params.scales)]
+        files = {name: stack.enter_context(open(out / f"{name}.u8", "wb")) for name in names}
+        offsets = dict.fromkeys(files, 0)
+        for dataset, path in tqdm(sources, desc=f"prepare {split}", unit="img", disable=not progress):
+            img = load_image(path)  # a corrupt file stops the stage with an error naming it
+            hr = img.pixels
+            if split == "valid":
+                hr = _centre_crop(hr, params.max_valid_side)
+            hr = np.ascontiguousarray(modcrop(hr, step))
+            min_lr = min(hr.shape[:2]) // max(params.scales)
+            need = params.lr_patch if split == "train" else 16  # validation needs room for SSIM's window + crop
+            if min_lr < need:
+                log.warning("prepare: %s (%d×%d) is smaller than the patch size: skipped", path, *img.size[::-1])
+                skipped.append(str(path))
+                continue
+            image_id = len(rows)
+            row = {"id": image_id, "name": path.stem, "dataset": dataset, "height": hr.shape[0], "width": hr.shape[1]}
+            row |= {"gray": img.gray, "hr_offset": offsets["hr"]}
+            files["hr"].write(hr.tobytes())
+            offsets["hr"] += hr.size
+            for s in params.scales:
+                _, lr = bicubic_lr(hr, s)
+                row[f"lr_x{s}_offset"] = offsets[f"lr_x{s}"]
+                files[f"lr_x{s}"].write(lr.tobytes())
+                offsets[f"lr_x{s}"] += lr.size
+                h, w = lr.shape[:2]
+                size = min(params.lr_patch, h, w)
+                ys, xs = grid(h, size, params.stride), grid(w, size, params.stride)
+                patches += [(image_id, s, y, x, size) for y in ys for x in xs]
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"prepare: the {split} set is empty (sources: {len(sources)}, too small: {len(skipped)})")
+    pd.DataFrame(rows).to_parquet(out / "images.parquet", index=False)
+    cols = ["image_id", "scale", "y", "x", "size"]
+    pd.DataFrame(patches, columns=cols).astype("int32").to_parquet(out / "patches.parquet", index=False)
+    meta = {"format": FORMAT_VERSION, "split": split, "scales": list(params.scales), "images": len(rows)}
+    meta |= {"patches": len(patches), "skipped": skipped, "params": params.__dict__}
+    write_json(out / "meta.json", meta)
+    return {"images": len(rows), "patches": len(patches), "skipped": len(skipped)}
+
+
+def prepare(raw_dir: Path, out_dir: Path, params: PrepareParams, progress: bool = True) -> dict[str, dict[str, int]]:
+    """Build `out_dir/train` and `out_dir/valid` stores from the folders `params.train` / `params.valid` name.
+
+    Deterministic for given params and images; `out_dir` is replaced atomically, so a failed run leaves the
+    previous store intact.
+    """
+    summary = {}
+    with atomic_dir(out_dir) as tmp:
+        for split, specs in (("train", params.train), ("valid", params.valid)):
+            sources = _sources(Path(raw_dir), specs)
+            if not sources:
+                raise ValueError(f"prepare: no {split} images: none of {list(specs)} exists under {raw_dir}")
+            (tmp / split).mkdir()
+            summary[split] = _write_store(tmp / split, sources, params, split, progress)
+            log.info("prepare: %s store: %s", split, summary[split])
+    return summary
