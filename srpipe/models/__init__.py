@@ -4,6 +4,7 @@ Families are imported by name, not discovered by scanning the folder, so one bro
 (BasicSR #663). Importing this package imports torch and nothing heavier.
 """
 
+# isort: off
 from srpipe.models import (  # noqa: F401  (imported for their registrations, in the survey's order)
     bicubic,
     srcnn,
@@ -22,6 +23,7 @@ from srpipe.models import (  # noqa: F401  (imported for their registrations, in
     rcan,
     drn,
 )
+# isort: on
 from srpipe.models.registry import (
     ArchConfig,
     ModelCard,

@@ -32,8 +32,8 @@ class Recipe:
     milestones: tuple[float, ...] = (0.5,)
     gamma: float = 0.5
     min_lr: float = 0.0  # the cosine schedule's floor (DRN: 1e-7)
-    grad_clip: float | None = None  # max gradient norm; VDSR/DRRN/MemNet scale it by 1/lr ("adjustable clipping")
-    clip_by_lr: bool = False  # True: the norm bound is grad_clip / current lr (VDSR Sec. 3.3, DRRN, MemNet)
+    grad_clip: float | None = None  # max gradient norm, or θ of the adjustable clipping below
+    clip_by_lr: bool = False  # True: each gradient value is clipped to ±θ/lr (VDSR Sec. 3.3, DRRN, MemNet)
     batch_size: int = 16
     patch_size: int = 96  # HR patch side, for papers that crop HR patches (SRCNN 33, VDSR 41, LapSRN 128 ...)
     lr_patch: int | None = None  # LR patch side, for papers that crop LR patches (EDSR/RCAN 48): HR = lr_patch × s

@@ -1,0 +1,195 @@
+"""Stage `train`: one network at one scale, from the patch store to a weights file (and an MLflow run)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from srpipe.config import Params
+from srpipe.data.images import save_png
+from srpipe.data.store import Store
+from srpipe.models import count_params, create_model
+from srpipe.provenance import data_version, git_commit
+from srpipe.tracking import start_run, telemetry_off
+from srpipe.train.loop import build_state, fit, load_checkpoint, validate
+from srpipe.train.losses import Criterion
+from srpipe.train.spec import RunSpec, resolve
+from srpipe.weights import WeightsCard, load_model, save_weights
+
+log = logging.getLogger(__name__)
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's file name in the torch hub cache
+
+
+def find_vgg19(explicit: str | None) -> Path | None:
+    """The VGG19 weights for SRGAN's VGG54 loss: the file params name, else torchvision's cached download."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"train.vgg_weights: {path} does not exist")
+        return path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    return cached if cached.exists() else None
+
+
+def _device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    if device.type != "cuda" or not enabled:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _init_distributed(device: torch.device) -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        return False
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def train(
+    model: str,
+    scale: int,
+    store_dir: Path,
+    out_path: Path,
+    params: Params,
+    init_weights: Path | None = None,
+    checkpoint: Path | None = None,
+    resume: bool | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train `model` at `scale` on `store_dir/train`, validating on `store_dir/valid`; write `out_path`.
+
+    `resume`: None resumes a matching checkpoint when one exists, True requires one, False starts afresh.
+    `overrides` (config, iterations, lr, batch_size, patch_size, color) win over params.yaml.
+    """
+    telemetry_off()
+    spec: RunSpec = resolve(model, scale, params.train, **overrides)
+    opts = params.train
+    device = _device(opts.device)
+    owns_group = _init_distributed(device)
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    try:
+        if opts.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(spec.seed)
+        net = create_model(model, scale, spec.config, channels=1 if spec.color == "y" else 3, **spec.arch)
+        if count_params(net) == 0:
+            raise ValueError(f"{model} has no parameters to train")
+        if init_weights is not None:
+            source, _ = load_model(init_weights, scale=scale)
+            net.load_state_dict(source.state_dict())
+            log.info("initialised %s from %s", model, init_weights)
+        elif spec.init_from:
+            log.warning(
+                "%s: the paper initialises from a trained %s; none given, training from scratch", model, spec.init_from
+            )
+        net.to(device)
+        criterion = Criterion(spec.recipe, net_channels(spec), find_vgg19(opts.vgg_weights)).to(device)
+        st = build_state(spec, net, criterion, device, fp16=_amp_dtype(device, opts.amp) == torch.float16)
+        ckpt = checkpoint or Path(out_path).parent.parent / "checkpoints" / f"{Path(out_path).stem}.ckpt"
+        if resume is True and not ckpt.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+        if resume is not False and ckpt.exists() and not load_checkpoint(ckpt, st, spec) and resume:
+            raise ValueError(f"--resume: {ckpt} was written for other settings")
+        train_store, valid = Store(Path(store_dir) / "train"), Store(Path(store_dir) / "valid")
+        commit, version = git_commit(), data_version(Path(store_dir) / "train")
+        tracker = start_run(
+            params.tracking_uri() if rank == 0 else None,
+            params.tracking.experiment,
+            f"train {model} x{scale}",
+            tags={
+                "srpipe.stage": "train",
+                "srpipe.model": model,
+                "srpipe.scale": scale,
+                "git_commit": commit,
+                "srpipe.data_version": version,
+                "srpipe.note": criterion.note,
+            },
+        )
+        tracker.params({**spec.as_dict(), "data_version": version, "params": count_params(net), "device": str(device)})
+        try:
+            result = fit(
+                spec,
+                st,
+                train_store,
+                valid,
+                opts,
+                device,
+                ckpt if rank == 0 else None,
+                tracker,
+                _amp_dtype(device, opts.amp),
+                progress,
+            )
+        except BaseException:
+            tracker.end("FAILED")
+            raise
+        summary = {"model": model, "scale": scale, **result, "note": criterion.note}
+        if rank == 0:
+            state = st.best_state or {k: v.cpu() for k, v in st.ema.module.state_dict().items()}
+            card = WeightsCard(
+                model=model,
+                scale=scale,
+                config=spec.config,
+                color=spec.color,
+                arch=spec.arch,
+                train={**spec.as_dict(), "steps": result["steps"], "train_seconds": result["seconds"]},
+                metrics={
+                    "val_psnr": st.best.get("psnr"),
+                    "val_ssim": st.best.get("ssim"),
+                    "best_step": st.best.get("step"),
+                },
+                git_commit=commit,
+                mlflow_run_id=tracker.run_id,
+                note=criterion.note,
+            )
+            save_weights(out_path, card, state)
+            _log_artifacts(tracker, out_path, st, valid, spec, device)
+            tracker.end()
+            log.info(
+                "%s x%d: wrote %s (best validation PSNR %.3f dB at step %s)",
+                model,
+                scale,
+                out_path,
+                st.best.get("psnr", float("nan")),
+                st.best.get("step"),
+            )
+        return summary
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def net_channels(spec: RunSpec) -> int:
+    return 1 if spec.color == "y" else 3
+
+
+def _log_artifacts(tracker: Any, out_path: Path, st: Any, valid: Store, spec: RunSpec, device: torch.device) -> None:
+    if not tracker.enabled:
+        return
+    import tempfile
+
+    tracker.artifact(out_path, "weights")
+    if st.best_state is not None:
+        st.ema.module.load_state_dict(st.best_state)
+    _, images = validate(st.ema.module, valid, spec, device, keep=3)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, img in enumerate(images):
+            save_png(Path(tmp) / f"{valid.image(i, spec.scale).name}_x{spec.scale}.png", np.ascontiguousarray(img))
+        tracker.artifact(tmp, "validation")

@@ -1,0 +1,1 @@
+"""The training engine: losses of each paper, the loop, checkpoints, EMA and MLflow tracking."""

@@ -1,0 +1,317 @@
+"""The training loop: plain functions over a small explicit state (nanoGPT-readable, no god class).
+
+One step = forward_train → the paper's loss → backward (AMP, clipping) → optimiser and schedule → EMA. Every
+`val_every` steps the EMA weights are scored on the validation store (PSNR/SSIM on Y, crop = scale); every
+`ckpt_every` steps everything needed to continue is written atomically, so a killed run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from srpipe.config import TrainParams
+from srpipe.data.store import PatchDataset, StepSampler, Store
+from srpipe.fsio import atomic_path
+from srpipe.inference import super_resolve, to_uint8
+from srpipe.metrics import psnr, ssim
+from srpipe.models import count_params
+from srpipe.tracking import Tracker
+from srpipe.train.losses import Criterion
+from srpipe.train.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive non-finite losses: the run stops before it can save anything broken."""
+
+
+class EMA:
+    """Exponential moving average of weights and buffers (BasicSR's 0.999), warmed up like TF's num_updates.
+
+    The effective decay min(decay, (1 + n) / (10 + n)) lets a short run's average follow its weights instead of
+    staying at the random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for e, p in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.lerp_(p.detach(), 1 - d)
+            else:
+                e.copy_(p)
+
+
+class _TrainView(nn.Module):
+    """Routes DDP's forward to `forward_train`, so gradient sync sees every auxiliary output."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> dict[str, Any]:
+        return self.net.forward_train(x)
+
+
+def lr_factor(step: int, spec: RunSpec) -> float:
+    """The schedule as a pure function of the step (milestones are fractions of the budget)."""
+    r, n = spec.recipe, max(1, spec.iterations)
+    if r.schedule == "cosine":
+        floor = r.min_lr / r.lr
+        f = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, n) / n))
+    elif r.schedule == "multistep":
+        f = r.gamma ** sum(step >= round(m * n) for m in r.milestones)
+    else:
+        f = 1.0
+    return max(f, r.min_lr / r.lr)
+
+
+@dataclass
+class TrainState:
+    model: nn.Module  # the bare network (not DDP-wrapped)
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    criterion: Criterion
+    step: int = 0
+    best: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, Tensor] | None = None
+    bad_steps: int = 0
+
+
+def build_state(spec: RunSpec, model: nn.Module, criterion: Criterion, device: torch.device, fp16: bool) -> TrainState:
+    r = spec.recipe
+    params = [p for p in model.parameters() if p.requires_grad]
+    if r.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(lr_factor, spec=spec))
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+    return TrainState(model, EMA(model, spec.ema_decay), opt, sched, scaler, criterion)
+
+
+def save_checkpoint(path: Path, st: TrainState, spec: RunSpec) -> None:
+    blob = {
+        "fingerprint": spec.fingerprint(),
+        "step": st.step,
+        "model": st.model.state_dict(),
+        "ema": st.ema.module.state_dict(),
+        "ema_updates": st.ema.updates,
+        "optimizer": st.optimizer.state_dict(),
+        "scheduler": st.scheduler.state_dict(),
+        "scaler": st.scaler.state_dict(),
+        "criterion": st.criterion.state_dict(),
+        "criterion_extra": st.criterion.extra_state(),
+        "best": st.best,
+        "best_state": st.best_state,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        },
+    }
+    with atomic_path(path, suffix=".ckpt") as tmp:
+        torch.save(blob, tmp)
+
+
+def load_checkpoint(path: Path, st: TrainState, spec: RunSpec) -> bool:
+    """Restore `st` from `path` if it belongs to the same run spec; False (and a log line) otherwise."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if blob.get("fingerprint") != spec.fingerprint():
+        log.warning("checkpoint %s is for other settings: starting afresh (it will be overwritten)", path)
+        return False
+    st.model.load_state_dict(blob["model"])
+    st.ema.module.load_state_dict(blob["ema"])
+    st.ema.updates = blob["ema_updates"]
+    st.optimizer.load_state_dict(blob["optimizer"])
+    st.scheduler.load_state_dict(blob["scheduler"])
+    st.scaler.load_state_dict(blob["scaler"])
+    st.criterion.load_state_dict(blob["criterion"])
+    st.criterion.load_extra_state(blob["criterion_extra"])
+    st.step, st.best, st.best_state = blob["step"], blob["best"], blob["best_state"]
+    rng = blob["rng"]
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    log.info("resumed %s at step %d of %d", path, st.step, spec.iterations)
+    return True
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module, valid: Store, spec: RunSpec, device: torch.device, keep: int = 0
+) -> tuple[dict[str, float], list[np.ndarray]]:
+    """Mean PSNR/SSIM (Y, crop = scale) of `model` on the validation store; the first `keep` SR images too."""
+    scores, images = [], []
+    for i in range(len(valid)):
+        img = valid.image(i, spec.scale)
+        lr = torch.from_numpy(np.array(img.lr)).permute(2, 0, 1)[None].to(device)
+        sr = to_uint8(super_resolve(model, lr, spec.scale, spec.card.input_space, spec.color)).cpu()
+        hr = torch.from_numpy(np.array(img.hr)).permute(2, 0, 1)[None]
+        scores.append((psnr(sr, hr, spec.scale, gray=img.gray).item(), ssim(sr, hr, spec.scale, gray=img.gray).item()))
+        if i < keep:
+            images.append(sr[0].permute(1, 2, 0).numpy())
+    return {"psnr": float(np.mean([s[0] for s in scores])), "ssim": float(np.mean([s[1] for s in scores]))}, images
+
+
+def _workers(opts: TrainParams, device: torch.device) -> int:
+    if opts.workers >= 0:
+        return opts.workers
+    cpus = os.cpu_count() or 1
+    # On a small CPU box a worker process competes with the training step for the same cores.
+    return min(8, cpus) if device.type == "cuda" else (0 if cpus <= 2 else min(4, cpus // 2))
+
+
+def fit(
+    spec: RunSpec,
+    st: TrainState,
+    train_store: Store,
+    valid: Store,
+    opts: TrainParams,
+    device: torch.device,
+    ckpt_path: Path | None,
+    tracker: Tracker,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run steps `st.step`..`spec.iterations`; returns the final and best validation scores and counters."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if spec.recipe.batch_size % world:
+        raise ValueError(f"batch size {spec.recipe.batch_size} does not split over {world} processes")
+    batch = spec.recipe.batch_size // world
+    dataset = PatchDataset(
+        train_store, spec.scale, spec.hr_patch, spec.color, spec.card.input_space == "bicubic", seed=spec.seed
+    )
+    workers = _workers(opts, device)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=StepSampler(st.step, spec.iterations, batch, rank, world),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
+    net: nn.Module = _TrainView(st.model)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if opts.compile:
+        net = torch.compile(net)
+    memory_format = torch.channels_last if opts.channels_last and device.type == "cuda" else torch.preserve_format
+    st.model.train()
+    bar = tqdm(
+        total=spec.iterations,
+        initial=st.step,
+        desc=f"train {spec.model} x{spec.scale}",
+        disable=not (progress and rank == 0 and sys.stderr.isatty()),
+    )
+    t0 = t_last = time.perf_counter()
+    step_last, last = st.step, {}
+    for inp, hr in loader:
+        inp = inp.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        hr = hr.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = net(inp)
+        loss, parts = st.criterion({k: _float(v) for k, v in out.items()}, hr, inp, st.step / spec.iterations)
+        finite = torch.isfinite(loss).float()
+        if world > 1:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together
+        st.optimizer.zero_grad(set_to_none=True)
+        if finite.item() < 1:
+            st.bad_steps += 1
+            log.warning(
+                "step %d: non-finite loss (%s): batch skipped (%d in a row)", st.step, _fmt(parts), st.bad_steps
+            )
+            if st.bad_steps >= opts.max_bad_steps:
+                raise NonFiniteLossError(
+                    f"{spec.model} x{spec.scale}: {st.bad_steps} non-finite losses in a row up to step {st.step} "
+                    f"(last: {_fmt(parts)}); lower the learning rate or check the data. Saved files are untouched."
+                )
+            continue
+        st.bad_steps = 0
+        st.scaler.scale(loss).backward()
+        if spec.recipe.grad_clip:
+            st.scaler.unscale_(st.optimizer)
+            params = [p for p in st.model.parameters() if p.grad is not None]
+            if spec.recipe.clip_by_lr:  # VDSR's adjustable clipping: each gradient within ±θ/γ
+                torch.nn.utils.clip_grad_value_(params, spec.recipe.grad_clip / st.optimizer.param_groups[0]["lr"])
+            else:
+                torch.nn.utils.clip_grad_norm_(params, spec.recipe.grad_clip)
+        st.scaler.step(st.optimizer)
+        st.scaler.update()
+        parts |= st.criterion.update_discriminator(out["sr"].float(), hr)
+        st.scheduler.step()
+        st.ema.update(st.model)
+        st.step += 1
+        bar.update(1)
+        if st.step % opts.log_every == 0 or st.step == spec.iterations:
+            now = time.perf_counter()
+            rate = (st.step - step_last) / max(now - t_last, 1e-9)
+            t_last, step_last = now, st.step
+            last = {"loss": loss.item(), "lr": st.optimizer.param_groups[0]["lr"], "it_per_s": rate}
+            last |= {f"loss_{k}": float(v) for k, v in parts.items()}
+            tracker.metrics(last, st.step)
+            bar.set_postfix(loss=f"{last['loss']:.4g}", lr=f"{last['lr']:.2g}")
+            if rank == 0 and bar.disable:  # no progress bar (not a terminal): plain log lines instead
+                log.info("step %d/%d %s", st.step, spec.iterations, _fmt(last))
+        if st.step % opts.val_every == 0 or st.step == spec.iterations:
+            scores, _ = validate(st.ema.module, valid, spec, device)
+            tracker.metrics({f"val_{k}": v for k, v in scores.items()}, st.step)
+            log.info("step %d: validation PSNR %.3f dB, SSIM %.4f (EMA weights)", st.step, *scores.values())
+            if scores["psnr"] > st.best.get("psnr", -math.inf):
+                st.best = {**scores, "step": st.step}
+                st.best_state = {k: v.detach().cpu().clone() for k, v in st.ema.module.state_dict().items()}
+            st.model.train()
+            t_last = time.perf_counter()  # it/s measures training steps, not validation
+        if ckpt_path is not None and rank == 0 and (st.step % opts.ckpt_every == 0 or st.step == spec.iterations):
+            save_checkpoint(ckpt_path, st, spec)
+    bar.close()
+    if world > 1:
+        _check_replicas(st.model)
+    return {"steps": st.step, "seconds": time.perf_counter() - t0, "best": st.best, "last": last}
+
+
+def _check_replicas(model: nn.Module) -> None:
+    """After DDP training every rank must hold the same weights; fail loudly if not."""
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()])
+    digest = torch.tensor([flat.sum().item(), (flat * flat).sum().item()], dtype=torch.float64)
+    gathered = [torch.zeros_like(digest) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, digest)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"DDP replicas diverged: {[g.tolist() for g in gathered]}")
+    log.info("DDP: %d replicas hold identical weights (%d parameters)", len(gathered), count_params(model))
+
+
+def _float(v: Any) -> Any:
+    return [t.float() for t in v] if isinstance(v, list) else v.float()
+
+
+def _fmt(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={float(v):.4g}" for k, v in values.items())

@@ -1,0 +1,136 @@
+"""Each paper's loss, by the name its `Recipe.loss` gives, computed on `model.forward_train` outputs.
+
+Multi-output losses compare each auxiliary output with the HR image resized to that output's size (MATLAB bicubic),
+the way LapSRN and DRN build their pyramids of targets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from srpipe.degrade import imresize
+from srpipe.models.registry import Recipe
+
+log = logging.getLogger(__name__)
+
+
+def charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3, reduction: str = "mean") -> Tensor:
+    """sqrt((x - y)² + ε²) (LapSRN Eq. 2); "sum" = summed over pixels, averaged over the batch (the authors' code)."""
+    err = torch.sqrt((x - y) ** 2 + eps**2)
+    return err.sum() / x.shape[0] if reduction == "sum" else err.mean()
+
+
+def _resized(hr: Tensor, like: Tensor) -> Tensor:
+    return hr if hr.shape[-2:] == like.shape[-2:] else imresize(hr, size=tuple(like.shape[-2:]))
+
+
+def _alpha(opts: Mapping[str, Any], progress: float) -> float:
+    """DRCN's recursive-supervision weight: linear from alpha_start to alpha_end until `alpha_decay_until`."""
+    start, end, until = opts.get("alpha_start", 1.0), opts.get("alpha_end", 0.0), opts.get("alpha_decay_until", 0.25)
+    return end if progress >= until else start + (end - start) * progress / until
+
+
+class Criterion(nn.Module):
+    """The loss of one recipe; an nn.Module so trainable parts (SRGAN's discriminator) go into checkpoints."""
+
+    def __init__(self, recipe: Recipe, channels: int = 3, vgg_path: Path | None = None) -> None:
+        super().__init__()
+        self.name, self.opts = recipe.loss, dict(recipe.loss_options)
+        self.note = ""
+        self.discriminator: nn.Module | None = None
+        self.vgg: nn.Module | None = None
+        if self.name == "srgan":
+            self._init_gan(recipe, channels, vgg_path)
+        elif self.name not in _SIMPLE and self.name not in ("drcn", "memnet", "lapsrn", "drn"):
+            raise ValueError(f"unknown loss {self.name!r}")
+
+    def _init_gan(self, recipe: Recipe, channels: int, vgg_path: Path | None) -> None:
+        from srpipe.models.srresnet import Discriminator, VGG19Features
+
+        self.discriminator = Discriminator(channels=channels)
+        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=recipe.lr, betas=recipe.betas)
+        if vgg_path is not None:
+            self.vgg = VGG19Features.load_vgg19(vgg_path)
+            self.vgg.requires_grad_(False)
+            self.note = f"SRGAN (VGG54 content loss, VGG19 weights from {vgg_path.name})"
+        else:
+            # Sec. 3.4 of the paper trains "SRGAN-MSE" too: MSE content + adversarial. Random VGG features would be
+            # meaningless, so without pretrained weights that is the honest variant to train.
+            self.note = "SRGAN-MSE: no pretrained VGG19 weights found, content loss is MSE (paper Sec. 3.4 variant)"
+            log.warning("srgan: %s", self.note)
+
+    def forward(self, out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float) -> tuple[Tensor, dict]:
+        """Total loss and its named parts; `progress` ∈ [0, 1] drives scheduled weights (DRCN's α)."""
+        sr, name = out["sr"], self.name
+        if name in _SIMPLE:
+            loss = _SIMPLE[name](sr, hr)
+            return loss, {name: loss.detach()}
+        if name == "lapsrn":
+            eps, red = self.opts.get("eps", 1e-3), self.opts.get("reduction", "mean")
+            parts = [charbonnier(lv, _resized(hr, lv), eps, red) for lv in out.get("levels", [sr])]
+            loss = torch.stack(parts).sum()
+            return loss, {"charbonnier": loss.detach()}
+        if name in ("drcn", "memnet"):
+            preds = out["recursions" if name == "drcn" else "blocks"]
+            # MemNet Eq. 8 fixes α = 1/(M+1); DRCN Eq. 9 decays it over training.
+            alpha = _alpha(self.opts, progress) if name == "drcn" else self.opts.get("alpha", 1 / (len(preds) + 1))
+            inter = torch.stack([F.mse_loss(p, hr) for p in preds]).mean()
+            final = F.mse_loss(sr, hr)
+            return alpha * inter + (1 - alpha) * final, {"intermediate": inter.detach(), "final": final.detach()}
+        if name == "drn":
+            levels, dual = out["levels"], out["dual"]
+            targets = [inp if lv.shape[-2:] == inp.shape[-2:] else _resized(hr, lv) for lv in levels]
+            primal = torch.stack([F.l1_loss(lv, t) for lv, t in zip(levels, targets)]).sum()
+            dual_loss = torch.stack([F.l1_loss(d, targets[k]) for k, d in enumerate(dual)]).sum()
+            loss = primal + self.opts.get("dual_weight", 0.1) * dual_loss
+            return loss, {"primal": primal.detach(), "dual": dual_loss.detach()}
+        return self._generator_loss(sr, hr)
+
+    def _generator_loss(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, dict]:
+        if self.vgg is not None:
+            rescale = self.opts.get("vgg_rescale", 1 / 12.75)
+            content = F.mse_loss(self.vgg(sr) * rescale, self.vgg(hr).detach() * rescale)
+        else:
+            content = F.mse_loss(sr, hr)
+        logits = self.discriminator(sr)
+        adversarial = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        loss = content + self.opts.get("adversarial_weight", 1e-3) * adversarial
+        return loss, {"content": content.detach(), "adversarial": adversarial.detach()}
+
+    def update_discriminator(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        """One discriminator step on real HR vs detached SR (GAN losses only; a no-op otherwise)."""
+        if self.discriminator is None:
+            return {}
+        real, fake = self.discriminator(hr), self.discriminator(sr.detach())
+        d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+            fake, torch.zeros_like(fake)
+        )
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        if torch.distributed.is_initialized():  # keep the discriminator replicas identical under DDP
+            for p in self.discriminator.parameters():
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= torch.distributed.get_world_size()
+        self.d_opt.step()
+        return {"discriminator": d_loss.detach()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"d_opt": self.d_opt.state_dict()} if self.discriminator is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.discriminator is not None and "d_opt" in state:
+            self.d_opt.load_state_dict(state["d_opt"])
+
+
+_SIMPLE = {
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "charbonnier": charbonnier,
+}
