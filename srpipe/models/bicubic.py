@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from srpipe.degrade import imresize
@@ -41,4 +42,7 @@ class Bicubic(SRModel):
         self.scale = scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return imresize(x, float(self.scale))
+        # The baseline rows of the SR tables are MATLAB imresize of uint8 images, which rounds after each 1-D pass;
+        # resizing the float image instead reads ~0.01 dB higher on Set5 x2.
+        q = torch.round(x.clamp(0, 1) * 255).to(torch.uint8)
+        return imresize(q, float(self.scale)).to(x.dtype) / 255

@@ -1,0 +1,169 @@
+"""Stage `evaluate`: PSNR/SSIM (paper convention) of one model at one scale on benchmark folders, plus its cost."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from srpipe import cost
+from srpipe.config import EvaluateParams
+from srpipe.data.images import list_images, load_image, save_png
+from srpipe.degrade import bicubic_lr
+from srpipe.fsio import write_json
+from srpipe.inference import super_resolve, to_uint8
+from srpipe.metrics import score
+from srpipe.models import create_model, get_card
+from srpipe.provenance import file_digest, git_commit
+from srpipe.tracking import start_run, telemetry_off
+from srpipe.weights import WeightsCard, load_model
+
+log = logging.getLogger(__name__)
+
+
+def resolve_datasets(raw_dir: Path, names: list[str]) -> tuple[dict[str, Path], list[str]]:
+    """ "Set5" or "Set5/test" → the HR folder under `raw_dir`; (found, skipped) with skipped ones logged."""
+    found, skipped = {}, []
+    for name in names:
+        base = name.split("/")[0]
+        candidates = [raw_dir / name] if "/" in name else [raw_dir / name / "test", raw_dir / name]
+        folder = next((c for c in candidates if c.is_dir() and any(list_images(c))), None)
+        if folder is None:
+            log.warning("evaluate: %s has no images under %s (not downloaded or unavailable): skipped", name, raw_dir)
+            skipped.append(name)
+        else:
+            found[base] = folder
+    return found, skipped
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or "not enough memory" in str(e) or "out of memory" in str(e)
+
+
+def evaluate(
+    model: str,
+    scale: int,
+    datasets: Mapping[str, Path],
+    params: EvaluateParams,
+    weights: Path | None = None,
+    out_json: Path | None = None,
+    save_images: Path | None = None,
+    device: str = "auto",
+    tracking_uri: str | None = None,
+    experiment: str = "srpipe",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score `model` (weights from `weights`; none for bicubic) on each HR folder in `datasets`.
+
+    Per image: PSNR and SSIM on Y with crop = scale, and RGB PSNR; per dataset: their means. Also the cost: params,
+    FLOPs for a `params.flops_input`² LR input, median latency per image and peak memory on the device.
+    """
+    telemetry_off()
+    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    card: WeightsCard | None = None
+    if weights is not None:
+        net, card = load_model(weights, model=model, scale=scale)
+    elif sum(p.numel() for p in create_model(model, scale, "tiny").parameters()) == 0:
+        net = create_model(model, scale)
+    else:
+        raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
+    net = net.to(dev).eval()
+    input_space, color = get_card(model).input_space, card.color if card else "rgb"
+    channels = 1 if color == "y" else 3
+    side = params.flops_input * (scale if input_space == "bicubic" else 1)
+    result: dict[str, Any] = {"model": model, "scale": scale, "config": card.config if card else "paper"}
+    result |= cost.summary(net, channels, side, dev) | {"flops_input": f"{params.flops_input}x{params.flops_input} LR"}
+    result |= {"device": cost.device_name(dev), "self_ensemble": params.self_ensemble}
+    result |= {
+        "weights": str(weights) if weights else None,
+        "weights_sha256": file_digest(weights) if weights else None,
+    }
+    result |= {"train": _train_info(card), "git_commit": git_commit(), "datasets": {}}
+    tile = params.tile
+
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        nonlocal tile
+        args = (net, lr, scale, input_space, color)
+        try:
+            return super_resolve(*args, tile=tile, overlap=params.tile_overlap, ensemble=params.self_ensemble)
+        except RuntimeError as e:  # too large for the device: the same tiled path as `srpipe upscale`
+            if tile or not _is_oom(e):
+                raise
+            tile = 256 if input_space == "lr" else 256 * scale
+            log.warning("evaluate: out of memory on a whole image; switching to %d-px tiles", tile)
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            return super_resolve(*args, tile=tile, overlap=params.tile_overlap, ensemble=params.self_ensemble)
+
+    latencies = []
+    cost.reset_peak_memory(dev)
+    for name, folder in datasets.items():
+        rows = []
+        for path in tqdm(list_images(folder), desc=f"evaluate {model} x{scale} {name}", disable=not progress):
+            img = load_image(path)
+            hr, lr = bicubic_lr(img.pixels, scale)
+            lr_t = torch.from_numpy(lr).permute(2, 0, 1)[None].to(dev)
+            sr = to_uint8(run(lr_t))[0].permute(1, 2, 0).cpu().numpy()
+            if not latencies:  # one image, timed after warm-up: the latency column
+                latencies.append(cost.latency(lambda t=lr_t: run(t), dev, params.latency_repeats))
+            rows.append({"name": path.stem, **score(sr, hr, scale, img.gray)})
+            if save_images is not None:
+                save_png(Path(save_images) / name / f"{path.stem}_x{scale}_{model}.png", sr)
+        result["datasets"][name] = {
+            "psnr": float(np.mean([r["psnr"] for r in rows])),
+            "ssim": float(np.mean([r["ssim"] for r in rows])),
+            "psnr_rgb": float(np.mean([r["psnr_rgb"] for r in rows])),
+            "images": rows,
+        }
+        log.info(
+            "%s x%d on %s: PSNR %.3f dB, SSIM %.4f (%d images)",
+            model,
+            scale,
+            name,
+            result["datasets"][name]["psnr"],
+            result["datasets"][name]["ssim"],
+            len(rows),
+        )
+    result["latency_ms"] = latencies[0] if latencies else None
+    result["peak_memory_mb"] = cost.peak_memory_mb(dev)
+    if result["datasets"]:  # the CLI contract: top-level means and images of the first (primary) dataset
+        first = next(iter(result["datasets"].values()))
+        result |= {"psnr": first["psnr"], "ssim": first["ssim"], "images": first["images"]}
+    result["mlflow_run_id"] = _track(result, tracking_uri, experiment)
+    if out_json is not None:
+        write_json(out_json, result)
+    return result
+
+
+def _train_info(card: WeightsCard | None) -> dict[str, Any]:
+    if card is None:
+        return {}
+    return {
+        "iterations": card.train.get("steps"),
+        "seconds": card.train.get("train_seconds"),
+        "mlflow_run_id": card.mlflow_run_id,
+        "note": card.note,
+        "color": card.color,
+    }
+
+
+def _track(result: dict[str, Any], uri: str | None, experiment: str) -> str:
+    tags = {
+        "srpipe.stage": "evaluate",
+        "srpipe.model": result["model"],
+        "srpipe.scale": result["scale"],
+        "git_commit": result["git_commit"],
+    }
+    tracker = start_run(uri, experiment, f"evaluate {result['model']} x{result['scale']}", tags=tags)
+    tracker.params({k: result[k] for k in ("model", "scale", "config", "self_ensemble", "weights", "device")})
+    metrics = {k: result[k] for k in ("params", "flops", "latency_ms", "peak_memory_mb") if result.get(k) is not None}
+    for name, d in result["datasets"].items():
+        metrics |= {f"{name}_psnr": d["psnr"], f"{name}_ssim": d["ssim"], f"{name}_psnr_rgb": d["psnr_rgb"]}
+    tracker.metrics(metrics, step=0)
+    tracker.end()
+    return tracker.run_id
