@@ -64,7 +64,10 @@ class ModelCard:
 
     @property
     def paper(self) -> str:
-        return f"{self.authors}, {self.venue} {self.year}"
+        """Short citation: "Lim et al., CVPRW 2017"."""
+        first = self.authors.split(",")[0].replace("et al.", "").split()
+        several = "," in self.authors or "et al" in self.authors
+        return f"{first[-1] if first else '?'}{' et al.' if several else ''}, {self.venue} {self.year}"
 
 
 @dataclass(frozen=True)

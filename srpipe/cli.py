@@ -1,0 +1,368 @@
+"""`srpipe`: the command-line front door. Each subcommand parses arguments and calls one stage function.
+
+No stage logic lives here; heavy imports happen inside the handlers, so `srpipe --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("srpipe")
+
+EPILOG = """\
+typical use:
+  srpipe download --dataset Set5 --mirror ../shared/benchmarks   fetch a dataset (or from a mirror)
+  dvc repro                                                       the whole pipeline, as declared in dvc.yaml
+  srpipe run                                                      the same pipeline as a Prefect flow
+  srpipe upscale photo.png --model edsr --weights data/models/edsr_x4.pt --out sr/
+Configuration lives in params.yaml (--params); every stage reads it once.
+"""
+
+
+def _params(args: argparse.Namespace) -> Any:
+    from srpipe.config import load_params
+
+    return load_params(args.params)
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def cmd_download(args: argparse.Namespace) -> Any:
+    from srpipe.stages.download import download
+
+    p = _params(args).data
+    names = args.dataset or list(p.datasets)
+    local = dict(p.local) | dict(kv.split("=", 1) for kv in args.local)
+    optional = set(p.optional) - set(args.dataset if args.required else [])
+    return download(
+        names,
+        Path(args.raw),
+        optional=optional,
+        mirrors=[*args.mirror, *p.mirrors],
+        local=local,
+        timeout=p.timeout,
+        retries=p.retries,
+        progress=not args.no_progress,
+    )
+
+
+def cmd_prepare(args: argparse.Namespace) -> Any:
+    from srpipe.stages.prepare import prepare
+
+    return prepare(Path(args.raw), Path(args.out), _params(args).prepare, progress=not args.no_progress)
+
+
+def cmd_train(args: argparse.Namespace) -> Any:
+    from srpipe.stages.train import train
+
+    out = Path(args.out or f"data/models/{args.model}_x{args.scale}.pt")
+    resume = True if args.resume else False if args.restart else None
+    return train(
+        args.model,
+        args.scale,
+        Path(args.store),
+        out,
+        _params(args),
+        init_weights=args.init and Path(args.init),
+        checkpoint=args.checkpoint and Path(args.checkpoint),
+        resume=resume,
+        progress=not args.no_progress,
+        config=args.config,
+        iterations=args.iterations,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        color=args.color,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    from srpipe.stages.evaluate import evaluate, resolve_datasets
+
+    params = _params(args)
+    if args.hr_dir:
+        datasets = {Path(args.hr_dir).name: Path(args.hr_dir)}
+    else:
+        datasets, _ = resolve_datasets(Path(args.raw), args.datasets or list(params.evaluate.datasets))
+        if not datasets:
+            raise SystemExit("evaluate: none of the datasets is present; run `srpipe download` or pass --hr-dir")
+    ev = dataclasses.replace(params.evaluate, self_ensemble=args.self_ensemble or params.evaluate.self_ensemble)
+    if args.tile is not None:
+        ev = dataclasses.replace(ev, tile=args.tile)
+    result = evaluate(
+        args.model,
+        args.scale,
+        datasets,
+        ev,
+        weights=args.weights and Path(args.weights),
+        out_json=args.json and Path(args.json),
+        save_images=args.save_images and Path(args.save_images),
+        device=args.device,
+        tracking_uri=params.tracking_uri() if args.track else None,
+        experiment=params.tracking.experiment,
+        progress=not args.no_progress,
+    )
+    for name, d in result["datasets"].items():
+        print(f"{args.model} x{args.scale} on {name}")
+        for im in d["images"]:
+            print(f"  {im['name']:<16} PSNR {im['psnr']:7.3f} dB  SSIM {im['ssim']:.4f}")
+        print(f"  {'mean':<16} PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}  (Y, crop {args.scale})")
+    return None
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> Any:
+    from srpipe.stages.leaderboard import leaderboard
+
+    params = _params(args)
+    return leaderboard(
+        Path(args.eval_dir),
+        Path(args.out),
+        params.leaderboard,
+        raw_dir=Path(args.raw),
+        tracking_uri=params.tracking_uri() if args.track else None,
+        experiment=params.tracking.experiment,
+    )
+
+
+def cmd_models(args: argparse.Namespace) -> Any:
+    from srpipe.models.summary import model_table
+
+    rows = model_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return None
+    from tabulate import tabulate
+
+    table, seen = [], set()
+    for r in rows:
+        if r["config"] != "paper" or r["name"] in seen:
+            continue
+        seen.add(r["name"])
+        counts = {x["scale"]: x["params"] for x in rows if x["name"] == r["name"] and x["config"] == "paper"}
+        table.append(
+            [
+                r["name"],
+                r["paper"],
+                _human(counts.get(2)),
+                _human(counts.get(4)),
+                ",".join(f"x{s}" for s in r["scales"]),
+                r["input_space"],
+                r["color"],
+            ]
+        )
+    print(tabulate(table, headers=["model", "paper", "params x2", "params x4", "scales", "input", "paper colour"]))
+    return None
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
+
+
+def cmd_upscale(args: argparse.Namespace) -> Any:
+    from srpipe.stages.upscale import upscale
+
+    return upscale(
+        [Path(p) for p in args.inputs],
+        Path(args.out),
+        args.model,
+        weights=args.weights and Path(args.weights),
+        scale=args.scale,
+        tile=args.tile,
+        overlap=args.tile_overlap,
+        self_ensemble=args.self_ensemble,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> Any:
+    import importlib.util
+
+    path = Path(args.flow)
+    if not path.exists():
+        raise SystemExit(f"run: {path} not found; run it from the project root (where dvc.yaml is) or pass --flow")
+    spec = importlib.util.spec_from_file_location("srpipe_flow", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pipeline(params_path=args.params)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="srpipe",
+        description="Reproducible single-image super-resolution: data → patches → 15 networks → "
+        "PSNR/SSIM → leaderboard.",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Any, help: str, description: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=description, formatter_class=fmt)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        return sp
+
+    d = add(
+        "download",
+        cmd_download,
+        "fetch datasets into data/raw/<dataset>/<split>/",
+        "Fetch datasets (catalog: DIV2K, Flickr2K, Set5, Set14, B100, Urban100, T91, General100, BSD200, and the\n"
+        "offline `sample`) with resume, retries and checksum checks, from a local folder, a mirror or the\n"
+        "official URL. Without --dataset, fetches params.yaml's data.required + data.optional.",
+    )
+    d.add_argument("--dataset", action="append", default=[], help="dataset name (repeatable)")
+    d.add_argument("--raw", default="data/raw", help="output root (default: %(default)s)")
+    d.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        help="a folder or base URL holding <dataset>/ or the official archives (repeatable; also "
+        "params data.mirrors and $SRPIPE_MIRRORS)",
+    )
+    d.add_argument(
+        "--local",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="declare DIR as the images of dataset NAME (e.g. Manga109=/data/manga)",
+    )
+    d.add_argument("--required", action="store_true", help="fail even for datasets params.yaml lists as optional")
+
+    pr = add(
+        "prepare",
+        cmd_prepare,
+        "decode training images into the patch store",
+        "Decode the training/validation folders named in params.yaml (prepare.train / prepare.valid) once into\n"
+        "memory-mapped uint8 arrays (HR + MATLAB-bicubic LR per scale) with a Parquet patch index.",
+    )
+    pr.add_argument("--raw", default="data/raw", help="downloaded datasets (default: %(default)s)")
+    pr.add_argument("--out", default="data/prepared", help="the store folder (default: %(default)s)")
+
+    t = add(
+        "train",
+        cmd_train,
+        "train one network at one scale",
+        "Train MODEL at SCALE with its paper's recipe (loss, optimiser, schedule, clipping), overridable in\n"
+        "params.yaml train.models.<model> and by the flags below. Resumes a matching checkpoint automatically.\n"
+        "Multi-GPU: torchrun --nproc_per_node N -m srpipe train ...",
+    )
+    t.add_argument("--model", required=True, help="registered name (see `srpipe models`)")
+    t.add_argument("--scale", type=int, required=True, help="upscaling factor")
+    t.add_argument("--store", default="data/prepared", help="patch store from `srpipe prepare` (default: %(default)s)")
+    t.add_argument("--out", help="weights file (default: data/models/<model>_x<scale>.pt)")
+    t.add_argument("--init", help="initialise from this weights file (SRGAN from SRResNet)")
+    t.add_argument("--checkpoint", help="checkpoint path (default: data/checkpoints/<model>_x<scale>.ckpt)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="require a checkpoint to resume from")
+    g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument("--config", choices=["paper", "tiny"], help="architecture config (default: params train.config)")
+    t.add_argument("--iterations", type=int, help="training budget in iterations")
+    t.add_argument("--lr", type=float, help="learning rate")
+    t.add_argument("--batch-size", type=int, help="batch size (global, split over DDP processes)")
+    t.add_argument("--patch-size", type=int, help="HR patch side")
+    t.add_argument("--color", choices=["rgb", "y", "paper"], help="train on RGB, on Y, or as the paper did")
+
+    e = add(
+        "evaluate",
+        cmd_evaluate,
+        "PSNR/SSIM of a model on benchmark sets",
+        "Score a model on benchmark HR folders in the papers' convention: MATLAB-bicubic LR, SR rounded to\n"
+        "uint8, PSNR/SSIM on the BT.601 Y channel with `scale` pixels cropped at every border.",
+    )
+    e.add_argument("--model", required=True, help="registered name; `bicubic` needs no weights")
+    e.add_argument("--scale", type=int, required=True)
+    e.add_argument("--weights", help="weights file written by `srpipe train`")
+    src = e.add_mutually_exclusive_group()
+    src.add_argument("--datasets", type=_csv, help="comma-separated names under --raw, e.g. Set5,Set14")
+    src.add_argument("--hr-dir", help="any folder of HR images")
+    e.add_argument("--raw", default="data/raw", help="downloaded datasets (default: %(default)s)")
+    e.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (EDSR+)")
+    e.add_argument("--tile", type=int, help="tile side in input pixels (default: whole image, tiles on OOM)")
+    e.add_argument("--save-images", help="write the SR images under this folder")
+    e.add_argument("--json", help="write the results as JSON here")
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
+    e.add_argument("--track", action="store_true", help="record an MLflow run (tracking URI from params)")
+
+    lb = add(
+        "leaderboard",
+        cmd_leaderboard,
+        "gather evaluations into the leaderboard",
+        "Collect every evaluation JSON into leaderboard.parquet, LEADERBOARD.md and the plots, with the\n"
+        "papers' published numbers and the gap to them.",
+    )
+    lb.add_argument("--eval-dir", default="data/eval", help="evaluation JSONs (default: %(default)s)")
+    lb.add_argument("--out", default="leaderboard", help="output folder (default: %(default)s)")
+    lb.add_argument("--raw", default="data/raw", help="benchmark images for the visual comparison")
+    lb.add_argument("--track", action="store_true", help="log to MLflow and register the best model per scale")
+
+    m = add(
+        "models",
+        cmd_models,
+        "list the registered networks",
+        "The model zoo: paper, parameters of the paper config at x2/x4, scales, input space, colour mode.",
+    )
+    m.add_argument("--json", action="store_true", help="JSON: one object per model × scale × config")
+
+    u = add(
+        "upscale",
+        cmd_upscale,
+        "super-resolve your own images",
+        "Apply a trained model to images or folders; large images are processed in overlapping tiles.",
+    )
+    u.add_argument("inputs", nargs="+", help="image files and/or folders")
+    u.add_argument("--model", required=True)
+    u.add_argument("--weights", help="weights file (not needed for bicubic)")
+    u.add_argument("--out", required=True, help="output folder")
+    u.add_argument("--scale", type=int, help="checked against the weights; required for bicubic")
+    u.add_argument("--tile", type=int, default=0, help="tile side in input pixels (0 = whole image)")
+    u.add_argument("--tile-overlap", type=int, default=16, help="overlap between tiles (default: %(default)s)")
+    u.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
+    u.add_argument("--device", default="auto", help="cpu, cuda ... (default: auto; fp16/bf16 on CUDA)")
+    u.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    r = add(
+        "run",
+        cmd_run,
+        "run the whole pipeline as a Prefect flow",
+        "Run flows/pipeline.py: download → prepare → train (mapped over models × scales) → evaluate →\n"
+        "leaderboard, with retries, caching and logs in Prefect (a temporary server unless PREFECT_API_URL).",
+    )
+    r.add_argument("--flow", default="flows/pipeline.py", help="the flow file (default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "mlflow.store", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    from srpipe.tracking import telemetry_off
+
+    telemetry_off()
+    try:
+        result = args.fn(args)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
+        if args.verbose:
+            raise
+        log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
+        return 2
+    if result is not None and args.command not in ("models",):
+        log.info("done: %s", json.dumps(result, default=str)[:2000])
+    return 0
