@@ -1,0 +1,1 @@
+"""Data: the dataset catalog and downloader, image loading, the embedded sample set and the patch store."""
