@@ -29,6 +29,15 @@ def _params(args: argparse.Namespace) -> Any:
     return load_params(args.params)
 
 
+def _parent_run(params: Any) -> str | None:
+    """The MLflow run grouping this pipeline (params + code version), so stage runs nest under it."""
+    from srpipe.provenance import git_commit
+    from srpipe.tracking import pipeline_run
+
+    key = f"{params.digest()}-{git_commit()[:12] or 'nogit'}"
+    return pipeline_run(params.tracking_uri(), params.tracking.experiment, key, {"git_commit": git_commit()})
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -39,7 +48,7 @@ def cmd_download(args: argparse.Namespace) -> Any:
     p = _params(args).data
     names = args.dataset or list(p.datasets)
     local = dict(p.local) | dict(kv.split("=", 1) for kv in args.local)
-    optional = set(p.optional) - set(args.dataset if args.required else [])
+    optional = set() if args.required else set(p.optional)
     return download(
         names,
         Path(args.raw),
@@ -55,7 +64,8 @@ def cmd_download(args: argparse.Namespace) -> Any:
 def cmd_prepare(args: argparse.Namespace) -> Any:
     from srpipe.stages.prepare import prepare
 
-    return prepare(Path(args.raw), Path(args.out), _params(args).prepare, progress=not args.no_progress)
+    params = _params(args)
+    return prepare(Path(args.raw), Path(args.out), params.prepare, params.pipeline.scales, not args.no_progress)
 
 
 def cmd_train(args: argparse.Namespace) -> Any:
@@ -63,12 +73,14 @@ def cmd_train(args: argparse.Namespace) -> Any:
 
     out = Path(args.out or f"data/models/{args.model}_x{args.scale}.pt")
     resume = True if args.resume else False if args.restart else None
+    params = _params(args)
     return train(
         args.model,
         args.scale,
         Path(args.store),
         out,
-        _params(args),
+        params,
+        parent_run_id=_parent_run(params),
         init_weights=args.init and Path(args.init),
         checkpoint=args.checkpoint and Path(args.checkpoint),
         resume=resume,
@@ -108,6 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         device=args.device,
         tracking_uri=params.tracking_uri() if args.track else None,
         experiment=params.tracking.experiment,
+        parent_run_id=_parent_run(params) if args.track else None,
         progress=not args.no_progress,
     )
     for name, d in result["datasets"].items():
@@ -129,6 +142,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
         raw_dir=Path(args.raw),
         tracking_uri=params.tracking_uri() if args.track else None,
         experiment=params.tracking.experiment,
+        parent_run_id=_parent_run(params) if args.track else None,
     )
 
 

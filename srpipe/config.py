@@ -7,6 +7,8 @@ path, so a typo in params.yaml cannot be silently ignored (BasicSR's `**kwargs` 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import types
 import typing
@@ -16,24 +18,37 @@ from typing import Any, TypeVar
 
 
 @dataclass(frozen=True)
+class FinetuneJob:
+    model: str  # trained starting from the weights of `init` (SRGAN from SRResNet, as the paper does)
+    init: str
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """What the pipeline produces: which networks at which scales (bicubic is always the baseline row)."""
+
+    scales: tuple[int, ...] = (4,)
+    models: tuple[str, ...] = ()  # trained from scratch
+    finetune: tuple[FinetuneJob, ...] = ()  # trained from another model's weights, after it
+
+
+@dataclass(frozen=True)
 class DataParams:
-    required: tuple[str, ...] = ("sample",)  # must be fetched, or the stage fails
-    optional: tuple[str, ...] = ()  # fetched when a local folder, mirror or the network provides them
+    datasets: dict[str, str] = field(default_factory=lambda: {"sample": "required"})  # name → required | optional
     mirrors: tuple[str, ...] = ()  # folders or base URLs, tried before the official URLs (SRPIPE_MIRRORS adds more)
     local: dict[str, str] = field(default_factory=dict)  # dataset → folder of images (e.g. Manga109)
     timeout: float = 30.0
     retries: int = 4
 
     @property
-    def datasets(self) -> tuple[str, ...]:
-        return self.required + tuple(d for d in self.optional if d not in self.required)
+    def optional(self) -> tuple[str, ...]:
+        return tuple(k for k, v in self.datasets.items() if v == "optional")
 
 
 @dataclass(frozen=True)
 class PrepareParams:
     train: tuple[str, ...] = ("sample/train",)  # "<dataset>/<split>" folders under data/raw
     valid: tuple[str, ...] = ("sample/test",)
-    scales: tuple[int, ...] = (4,)
     lr_patch: int = 48  # LR side of an index patch (HR side = lr_patch × scale); models crop their own inside it
     stride: int = 24  # LR pixels between neighbouring index patches
     max_valid_side: int = 256  # validation images are centre-cropped to this HR side to keep validation quick
@@ -56,7 +71,6 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    scales: tuple[int, ...] = (4,)
     config: str = "paper"  # "paper" | "tiny"
     iterations: int = 1000
     color: str = "rgb"  # "rgb", "y", or "paper" (each model's paper mode)
@@ -73,6 +87,7 @@ class TrainParams:
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
     deterministic: bool = False
     vgg_weights: str | None = None  # torchvision vgg19 state dict for SRGAN's VGG54 loss; else the hub cache
+    recipe: dict[str, Any] = field(default_factory=dict)  # Recipe overrides for every model (a CPU profile's)
     models: dict[str, ModelParams] = field(default_factory=dict)
 
     def for_model(self, name: str) -> ModelParams:
@@ -87,7 +102,6 @@ class EvaluateParams:
     tile_overlap: int = 16
     flops_input: int = 64  # FLOPs are counted for an LR input of this side (the leaderboard states it)
     latency_repeats: int = 5
-    save_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +126,7 @@ class OrchestrationParams:
 
 @dataclass(frozen=True)
 class Params:
-    models: tuple[str, ...] = ()  # the models of the pipeline (bicubic included for the baseline row)
+    pipeline: PipelineParams = field(default_factory=PipelineParams)
     data: DataParams = field(default_factory=DataParams)
     prepare: PrepareParams = field(default_factory=PrepareParams)
     train: TrainParams = field(default_factory=TrainParams)
@@ -123,6 +137,11 @@ class Params:
 
     def tracking_uri(self) -> str:
         return os.environ.get("SRPIPE_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
+
+    def digest(self) -> str:
+        """A short hash of every setting: runs of the same params share it (the MLflow pipeline run's key)."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 T = TypeVar("T")

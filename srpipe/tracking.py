@@ -99,6 +99,21 @@ def experiment_id(c: Any, name: str) -> str:
     return exp.experiment_id if exp is not None else c.create_experiment(name)
 
 
+def pipeline_run(uri: str, experiment: str, key: str, tags: Mapping[str, Any] | None = None) -> str:
+    """The run that groups one pipeline execution (same params and code = same `key`): found, or created.
+
+    Both front doors nest their stage runs under it: the Prefect flow creates it up front, and each `dvc repro`
+    stage process finds it by its key tag, so a DVC pipeline is one tree in the MLflow UI as well.
+    """
+    c = client(uri)
+    exp = experiment_id(c, experiment)
+    found = c.search_runs([exp], filter_string=f"tags.`srpipe.pipeline_key` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    all_tags = {"mlflow.runName": f"pipeline {key[:8]}", "srpipe.pipeline_key": key, **(tags or {})}
+    return c.create_run(exp, tags={k: str(v) for k, v in all_tags.items()}).info.run_id
+
+
 def start_run(
     uri: str | None, experiment: str, name: str, tags: Mapping[str, Any] | None = None, parent: str | None = None
 ) -> Tracker:

@@ -17,20 +17,20 @@ from srpipe.fsio import atomic_dir
 log = logging.getLogger(__name__)
 
 # A fixed split, so every machine gets the same sets. Test holds the three classic colour photographs plus one gray
-# image (the metrics' 1-channel path, like Set14's bridge); the motorcycle stereo pair stays together in train.
+# image (the metrics' 1-channel path, like Set14's bridge); the motorcycle stereo pair stays together in train;
+# valid (for picking the best checkpoint) is kept apart from test so that choice never sees the test images.
 SPLITS: dict[str, tuple[str, ...]] = {
     "train": (
-        "rocket.jpg",
         "hubble_deep_field.jpg",
         "retina.jpg",
         "motorcycle_left.png",
         "motorcycle_right.png",
-        "ihc.png",
         "moon.png",
         "brick.png",
         "grass.png",
         "gravel.png",
     ),
+    "valid": ("rocket.jpg", "ihc.png"),
     "test": ("astronaut.png", "chelsea.png", "coffee.png", "camera.png"),
 }
 

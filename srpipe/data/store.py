@@ -147,15 +147,20 @@ class PatchDataset(Dataset):
         oy, ox = (y - y0) * s, (x - x0) * s
         return up[oy : oy + p * s, ox : ox + p * s], hr
 
-    def __getitem__(self, g: int) -> tuple[Tensor, Tensor]:
+    def locate(self, g: int) -> tuple[int, int, int, tuple[bool, bool, bool]]:
+        """Where sample `g` comes from: image id, LR top-left (y, x), and (flip_h, flip_v, transpose)."""
         rng = np.random.default_rng((self.seed, g))
         image_id, y, x, size = self.index[rng.integers(len(self.index))]
         y += rng.integers(size - self.p + 1)
         x += rng.integers(size - self.p + 1)
-        inp, hr = self._crop(int(image_id), int(y), int(x))
+        flips = tuple(bool(f) for f in rng.integers(2, size=3)) if self.augment else (False, False, False)
+        return int(image_id), int(y), int(x), flips
+
+    def __getitem__(self, g: int) -> tuple[Tensor, Tensor]:
+        image_id, y, x, (flip_h, flip_v, rot) = self.locate(g)
+        inp, hr = self._crop(image_id, y, x)
         inp, hr = to_tensor(inp, self.color), to_tensor(hr, self.color)
-        if self.augment:
-            flip_h, flip_v, rot = rng.integers(2, size=3)
+        if flip_h or flip_v or rot:
             dims = [d for d, f in ((-1, flip_h), (-2, flip_v)) if f]
             if dims:
                 inp, hr = inp.flip(dims), hr.flip(dims)

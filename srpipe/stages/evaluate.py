@@ -57,6 +57,7 @@ def evaluate(
     tracking_uri: str | None = None,
     experiment: str = "srpipe",
     progress: bool = True,
+    parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Score `model` (weights from `weights`; none for bicubic) on each HR folder in `datasets`.
 
@@ -134,7 +135,7 @@ def evaluate(
     if result["datasets"]:  # the CLI contract: top-level means and images of the first (primary) dataset
         first = next(iter(result["datasets"].values()))
         result |= {"psnr": first["psnr"], "ssim": first["ssim"], "images": first["images"]}
-    result["mlflow_run_id"] = _track(result, tracking_uri, experiment)
+    result["mlflow_run_id"] = _track(result, tracking_uri, experiment, parent_run_id)
     if out_json is not None:
         write_json(out_json, result)
     return result
@@ -152,14 +153,14 @@ def _train_info(card: WeightsCard | None) -> dict[str, Any]:
     }
 
 
-def _track(result: dict[str, Any], uri: str | None, experiment: str) -> str:
+def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str | None) -> str:
     tags = {
         "srpipe.stage": "evaluate",
         "srpipe.model": result["model"],
         "srpipe.scale": result["scale"],
         "git_commit": result["git_commit"],
     }
-    tracker = start_run(uri, experiment, f"evaluate {result['model']} x{result['scale']}", tags=tags)
+    tracker = start_run(uri, experiment, f"evaluate {result['model']} x{result['scale']}", tags=tags, parent=parent)
     tracker.params({k: result[k] for k in ("model", "scale", "config", "self_ensemble", "weights", "device")})
     metrics = {k: result[k] for k in ("params", "flops", "latency_ms", "peak_memory_mb") if result.get(k) is not None}
     for name, d in result["datasets"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,14 +39,19 @@ def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
 
 
 def _write_store(
-    out: Path, sources: list[tuple[str, Path]], params: PrepareParams, split: str, progress: bool
+    out: Path,
+    sources: list[tuple[str, Path]],
+    params: PrepareParams,
+    scales: tuple[int, ...],
+    split: str,
+    progress: bool,
 ) -> dict[str, int]:
     import pandas as pd
 
-    step = lcm(params.scales)  # HR is cropped to a multiple of every scale, so each LR is exact
+    step = lcm(scales)  # HR is cropped to a multiple of every scale, so each LR is exact
     rows, patches, skipped = [], [], []
     with contextlib.ExitStack() as stack:
-        names = ["hr", *(f"lr_x{s}" for s in params.scales)]
+        names = ["hr", *(f"lr_x{s}" for s in scales)]
         files = {name: stack.enter_context(open(out / f"{name}.u8", "wb")) for name in names}
         offsets = dict.fromkeys(files, 0)
         for dataset, path in tqdm(sources, desc=f"prepare {split}", unit="img", disable=not progress):
@@ -54,7 +60,7 @@ def _write_store(
             if split == "valid":
                 hr = _centre_crop(hr, params.max_valid_side)
             hr = np.ascontiguousarray(modcrop(hr, step))
-            min_lr = min(hr.shape[:2]) // max(params.scales)
+            min_lr = min(hr.shape[:2]) // max(scales)
             need = params.lr_patch if split == "train" else 16  # validation needs room for SSIM's window + crop
             if min_lr < need:
                 log.warning("prepare: %s (%d×%d) is smaller than the patch size: skipped", path, *img.size[::-1])
@@ -65,7 +71,7 @@ def _write_store(
             row |= {"gray": img.gray, "hr_offset": offsets["hr"]}
             files["hr"].write(hr.tobytes())
             offsets["hr"] += hr.size
-            for s in params.scales:
+            for s in scales:
                 _, lr = bicubic_lr(hr, s)
                 row[f"lr_x{s}_offset"] = offsets[f"lr_x{s}"]
                 files[f"lr_x{s}"].write(lr.tobytes())
@@ -80,14 +86,16 @@ def _write_store(
     pd.DataFrame(rows).to_parquet(out / "images.parquet", index=False)
     cols = ["image_id", "scale", "y", "x", "size"]
     pd.DataFrame(patches, columns=cols).astype("int32").to_parquet(out / "patches.parquet", index=False)
-    meta = {"format": FORMAT_VERSION, "split": split, "scales": list(params.scales), "images": len(rows)}
-    meta |= {"patches": len(patches), "skipped": skipped, "params": params.__dict__}
+    meta = {"format": FORMAT_VERSION, "split": split, "scales": list(scales), "images": len(rows)}
+    meta |= {"patches": len(patches), "skipped": skipped, "params": dataclasses.asdict(params)}
     write_json(out / "meta.json", meta)
     return {"images": len(rows), "patches": len(patches), "skipped": len(skipped)}
 
 
-def prepare(raw_dir: Path, out_dir: Path, params: PrepareParams, progress: bool = True) -> dict[str, dict[str, int]]:
-    """Build `out_dir/train` and `out_dir/valid` stores from the folders `params.train` / `params.valid` name.
+def prepare(
+    raw_dir: Path, out_dir: Path, params: PrepareParams, scales: tuple[int, ...], progress: bool = True
+) -> dict[str, dict[str, int]]:
+    """Build `out_dir/train` and `out_dir/valid` stores (LR at each of `scales`) from `params.train` / `params.valid`.
 
     Deterministic for given params and images; `out_dir` is replaced atomically, so a failed run leaves the
     previous store intact.
@@ -99,6 +107,6 @@ def prepare(raw_dir: Path, out_dir: Path, params: PrepareParams, progress: bool 
             if not sources:
                 raise ValueError(f"prepare: no {split} images: none of {list(specs)} exists under {raw_dir}")
             (tmp / split).mkdir()
-            summary[split] = _write_store(tmp / split, sources, params, split, progress)
+            summary[split] = _write_store(tmp / split, sources, params, tuple(scales), split, progress)
             log.info("prepare: %s store: %s", split, summary[split])
     return summary

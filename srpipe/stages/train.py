@@ -70,6 +70,7 @@ def train(
     checkpoint: Path | None = None,
     resume: bool | None = None,
     progress: bool = True,
+    parent_run_id: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train `model` at `scale` on `store_dir/train`, validating on `store_dir/valid`; write `out_path`.
@@ -122,6 +123,7 @@ def train(
                 "srpipe.data_version": version,
                 "srpipe.note": criterion.note,
             },
+            parent=parent_run_id,
         )
         tracker.params({**spec.as_dict(), "data_version": version, "params": count_params(net), "device": str(device)})
         try:

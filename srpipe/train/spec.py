@@ -43,11 +43,11 @@ class RunSpec:
 
 
 def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
-    """Paper recipe ← params.yaml `train` (global, then `train.models.<model>`) ← CLI overrides (None = unset)."""
+    """Paper recipe ← `train.recipe` ← `train.models.<model>` ← CLI overrides (None = unset)."""
     card = get_card(model)
     mp = train.for_model(model)
     cli = {k: v for k, v in cli.items() if v is not None}
-    recipe_overrides = dict(mp.recipe)
+    recipe_overrides = dict(train.recipe) | dict(mp.recipe)
     for key in ("lr", "batch_size", "patch_size"):
         value = cli.get(key, getattr(mp, key))
         if value is not None:
@@ -56,7 +56,7 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
         recipe_overrides["lr_patch"] = None  # an explicit HR patch side wins over the paper's LR side
     unknown = set(recipe_overrides) - {f.name for f in dataclasses.fields(Recipe)}
     if unknown:
-        raise ValueError(f"train.models.{model}.recipe: unknown key(s) {sorted(unknown)}")
+        raise ValueError(f"train.recipe / train.models.{model}: unknown recipe key(s) {sorted(unknown)}")
     recipe_overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe_overrides.items()}
     recipe = dataclasses.replace(card.recipe, **recipe_overrides)
     color = cli.get("color") or mp.color or train.color

@@ -17,7 +17,7 @@ from srpipe.stages.download import download
 
 def test_sample_dataset_through_the_stage(tmp_path: Path) -> None:
     summary = download(["sample"], tmp_path / "raw", progress=False)
-    assert summary == {"sample": {"source": "embedded", "images": {"test": 4, "train": 10}}}
+    assert summary == {"sample": {"source": "embedded", "images": {"test": 4, "train": 8, "valid": 2}}}
     out = tmp_path / "raw" / "sample"
     assert sorted(p.name for p in (out / "test").iterdir()) == [
         "astronaut.png",
@@ -26,6 +26,7 @@ def test_sample_dataset_through_the_stage(tmp_path: Path) -> None:
         "coffee.png",
     ]
     assert not set(SPLITS["train"]) & set(SPLITS["test"])
+    assert not set(SPLITS["valid"]) & (set(SPLITS["train"]) | set(SPLITS["test"]))
 
 
 def test_sample_images_keep_their_pixels_and_channels(tmp_path: Path) -> None:
@@ -33,9 +34,9 @@ def test_sample_images_keep_their_pixels_and_channels(tmp_path: Path) -> None:
     data = skimage_data_dir()
     assert (tmp_path / "test" / "coffee.png").read_bytes() == (data / "coffee.png").read_bytes()  # PNG untouched
     rocket = np.asarray(Image.open(data / "rocket.jpg"))
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "train" / "rocket.png")), rocket)  # JPEG decoded once
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "valid" / "rocket.png")), rocket)  # JPEG decoded once
     for gray in ("camera", "moon", "brick", "grass", "gravel"):
-        split = "test" if f"{gray}.png" in SPLITS["test"] else "train"
+        split = next(k for k, names in SPLITS.items() if f"{gray}.png" in names)
         assert Image.open(tmp_path / split / f"{gray}.png").mode == "L"
     assert Image.open(tmp_path / "test" / "astronaut.png").mode == "RGB"
 

@@ -1,0 +1,187 @@
+"""The whole pipeline as one Prefect flow: download → prepare → train (mapped) → evaluate → leaderboard.
+
+Thin wiring only: every task body is one call into `srpipe.stages`, the same functions the CLI and `dvc repro` run.
+Caching keys are the tasks' inputs plus their source, and the inputs carry content digests (data version, run-spec
+fingerprint, weights hash) rather than bare paths, so a re-run skips exactly the work whose inputs did not change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+# Before prefect is imported: its database and results stay inside the project, and no telemetry leaves the machine.
+os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "srpipe")  # the stages' own log lines show in each task
+
+from srpipe.tracking import telemetry_off
+
+telemetry_off()
+
+from prefect import flow, task, unmapped  # noqa: E402
+from prefect.cache_policies import INPUTS, TASK_SOURCE  # noqa: E402
+from prefect.futures import wait  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from srpipe.config import Params, load_params  # noqa: E402
+from srpipe.provenance import data_version, file_digest, git_commit  # noqa: E402
+from srpipe.stages import download, evaluate, leaderboard, prepare, train  # noqa: E402
+from srpipe.tracking import pipeline_run  # noqa: E402
+from srpipe.train.spec import resolve  # noqa: E402
+
+CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+
+
+@task(retries=3, retry_delay_seconds=[5, 30, 120], task_run_name="download {name}")
+def download_task(name: str, raw: Path, p: Params) -> dict:
+    return download.download(
+        [name],
+        raw,
+        optional=p.data.optional,
+        mirrors=p.data.mirrors,
+        local=p.data.local,
+        timeout=p.data.timeout,
+        retries=p.data.retries,
+        progress=False,
+    )
+
+
+@task(task_run_name="prepare", **CACHED)
+def prepare_task(raw: Path, out: Path, p: Params, raw_digest: str) -> dict:
+    return prepare.prepare(raw, out, p.prepare, p.pipeline.scales, progress=False)
+
+
+@task(task_run_name="train {model} x{scale}", **CACHED)
+def train_task(
+    model: str,
+    scale: int,
+    store: Path,
+    out: Path,
+    p: Params,
+    init: Path | None,
+    fingerprint: str,
+    data: str,
+    parent: str,
+) -> dict:
+    return train.train(model, scale, store, out, p, init_weights=init, progress=False, parent_run_id=parent)
+
+
+@task(task_run_name="evaluate {model} x{scale}", **CACHED)
+def evaluate_task(
+    model: str, scale: int, weights: Path | None, weights_sha: str, raw: Path, out: Path, p: Params, parent: str
+) -> dict:
+    datasets, _ = evaluate.resolve_datasets(raw, list(p.evaluate.datasets))
+    return evaluate.evaluate(
+        model,
+        scale,
+        datasets,
+        p.evaluate,
+        weights=weights,
+        out_json=out / f"{model}_x{scale}.json",
+        save_images=out / "images" / f"{model}_x{scale}",
+        tracking_uri=p.tracking_uri(),
+        experiment=p.tracking.experiment,
+        progress=False,
+        parent_run_id=parent,
+    )
+
+
+@task(task_run_name="leaderboard")
+def leaderboard_task(eval_dir: Path, out: Path, raw: Path, p: Params, parent: str) -> dict:
+    return leaderboard.leaderboard(
+        eval_dir,
+        out,
+        p.leaderboard,
+        raw_dir=raw,
+        tracking_uri=p.tracking_uri(),
+        experiment=p.tracking.experiment,
+        parent_run_id=parent,
+    )
+
+
+def training_runner(p: Params) -> Any:
+    """Threads by default; a Dask cluster (prefect-dask, the `dask` extra) to fan trainings out over machines."""
+    n = p.orchestration.max_concurrent_trainings
+    if p.orchestration.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if p.orchestration.dask_address:
+            return DaskTaskRunner(address=p.orchestration.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=n)
+
+
+@flow(name="srpipe-train", log_prints=True)
+def train_all(jobs: list[dict], store: Path, p: Params, parent: str) -> dict[str, Any]:
+    """Trainings as a subflow, so its task runner (and concurrency limit) is the one params choose."""
+    version = data_version(store / "train")
+    futures: dict[str, Any] = {}
+    for job in jobs:  # jobs come in dependency order: an initialiser is submitted before its finetune
+        key = f"{job['model']}_x{job['scale']}"
+        init = job.get("init")
+        out = Path(job["out"])
+        fut = train_task.with_options(refresh_cache=not out.exists()).submit(
+            job["model"],
+            job["scale"],
+            store,
+            out,
+            p,
+            Path(init) if init else None,
+            resolve(job["model"], job["scale"], p.train).fingerprint(),
+            version,
+            parent,
+            wait_for=[futures[job["after"]]] if job.get("after") else None,
+        )
+        futures[key] = fut
+    wait(list(futures.values()))
+    return {k: f.result() for k, f in futures.items()}
+
+
+@flow(name="srpipe", log_prints=True)
+def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
+    """Run every stage for the models × scales in `params_path`; paths are those dvc.yaml declares."""
+    p = load_params(Path(root) / params_path)
+    data = Path(root) / "data"
+    raw, store, models_dir, eval_dir = data / "raw", data / "prepared", data / "models", data / "eval"
+    key = f"{p.digest()}-{git_commit(root)[:12] or 'nogit'}"
+    parent = pipeline_run(p.tracking_uri(), p.tracking.experiment, key, {"git_commit": git_commit(root)})
+    downloads = download_task.map(list(p.data.datasets), unmapped(raw), unmapped(p))
+    wait(downloads)
+    manifests = sorted(str(file_digest(m)) for m in raw.glob("*/MANIFEST.json"))
+    prepare_task.with_options(refresh_cache=not store.exists())(raw, store, p, "".join(manifests))
+    jobs = [
+        {"model": m, "scale": s, "out": str(models_dir / f"{m}_x{s}.pt")}
+        for m in p.pipeline.models
+        for s in p.pipeline.scales
+    ]
+    jobs += [
+        {
+            "model": f.model,
+            "scale": s,
+            "out": str(models_dir / f"{f.model}_x{s}.pt"),
+            "after": f"{f.init}_x{s}",
+            "init": str(models_dir / f"{f.init}_x{s}.pt"),
+        }
+        for f in p.pipeline.finetune
+        for s in p.pipeline.scales
+    ]
+    trained = train_all.with_options(task_runner=training_runner(p))(jobs, store, p, parent)
+    evals = []
+    for model, scale, w in [("bicubic", s, None) for s in p.pipeline.scales] + [
+        (j["model"], j["scale"], Path(j["out"])) for j in jobs
+    ]:
+        fresh = not (eval_dir / f"{model}_x{scale}.json").exists()
+        evals.append(
+            evaluate_task.with_options(refresh_cache=fresh).submit(
+                model, scale, w, file_digest(w) if w else "", raw, eval_dir, p, parent
+            )
+        )
+    wait(evals)
+    board = leaderboard_task(eval_dir, Path(root) / "leaderboard", raw, p, parent)
+    return {"trained": sorted(trained), "evaluated": len(evals), "leaderboard": board}
+
+
+if __name__ == "__main__":
+    pipeline()
