@@ -34,6 +34,8 @@ def _parent_run(params: Any) -> str | None:
     from srpipe.provenance import git_commit
     from srpipe.tracking import pipeline_run
 
+    if not params.tracking_uri():
+        return None  # tracking switched off (tracking.uri: "")
     key = f"{params.digest()}-{git_commit()[:12] or 'nogit'}"
     return pipeline_run(params.tracking_uri(), params.tracking.experiment, key, {"git_commit": git_commit()})
 

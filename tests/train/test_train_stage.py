@@ -1,0 +1,168 @@
+"""`srpipe train` end to end on CPU: weights cards, MLflow contents, SRGAN-MSE, kill-and-resume, DDP over gloo."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from srpipe.config import Params, from_dict
+from srpipe.stages.train import train
+from srpipe.weights import load_model, read_card
+
+
+def _params(tmp: Path, **train: object) -> Path:
+    data = {
+        "tracking": {"uri": ""},
+        "train": {
+            "config": "tiny",
+            "iterations": 12,
+            "val_every": 6,
+            "ckpt_every": 6,
+            "log_every": 3,
+            "workers": 0,
+            "recipe": {"batch_size": 4, "patch_size": 32, "lr": 1e-3, "optimizer": "adam"},
+            **train,
+        },
+    }
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _load(path: Path) -> Params:
+    return from_dict(Params, yaml.safe_load(path.read_text()))
+
+
+def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "srpipe", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_weights_card_and_mlflow_run(store_dir: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    p = _load(_params(tmp_path))
+    p = from_dict(Params, {**yaml.safe_load((tmp_path / "params.yaml").read_text()), "tracking": {"uri": uri}})
+    out = tmp_path / "models" / "edsr_baseline_x2.pt"
+    summary = train("edsr_baseline", 2, store_dir, out, p, progress=False)
+    _, card = load_model(out, model="edsr_baseline", scale=2)
+    assert (card.config, card.color, card.train["steps"]) == ("tiny", "rgb", 12)
+    assert card.metrics["val_psnr"] == pytest.approx(summary["best"]["psnr"]) and card.git_commit is not None
+    with pytest.raises(ValueError, match="not 'rcan'"):
+        load_model(out, model="rcan")
+    with pytest.raises(ValueError, match="not x4"):
+        load_model(out, scale=4)
+    run = MlflowClient(uri).get_run(card.mlflow_run_id)
+    assert run.data.params["model"] == "edsr_baseline" and run.data.params["scale"] == "2"
+    assert "recipe.loss" in run.data.params and "data_version" in run.data.params
+    assert {"loss", "lr", "val_psnr", "val_ssim", "it_per_s"} <= set(run.data.metrics)
+    assert len(MlflowClient(uri).get_metric_history(card.mlflow_run_id, "loss")) == 4  # every 3 of 12 steps
+    assert "git_commit" in run.data.tags and run.info.status == "FINISHED"
+    files = {a.path for a in MlflowClient(uri).list_artifacts(card.mlflow_run_id, "weights")}
+    assert files == {"weights/edsr_baseline_x2.pt"}
+    assert len(MlflowClient(uri).list_artifacts(card.mlflow_run_id, "validation")) == 2
+
+
+def test_srgan_without_vgg_weights_trains_srgan_mse_and_says_so(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-hub"))  # no cached VGG19
+    p = _load(_params(tmp_path, iterations=4, val_every=4))
+    init = tmp_path / "srresnet_x4.pt"
+    train("srresnet", 4, store_dir, init, p, progress=False)
+    out = tmp_path / "srgan_x4.pt"
+    summary = train("srgan", 4, store_dir, out, p, init_weights=init, progress=False)
+    assert summary["note"].startswith("SRGAN-MSE")
+    assert read_card(out)[0].note.startswith("SRGAN-MSE")
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before its first checkpoint:\n{proc.stdout.read()}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError("no checkpoint within the timeout")
+        time.sleep(0.05)
+
+
+def test_killed_run_resumes_to_the_same_weights(store_dir: Path, tmp_path: Path) -> None:
+    params = _params(tmp_path, iterations=60, ckpt_every=10, val_every=20, deterministic=True)
+    common = ["--params", str(params), "train", "--model", "edsr_baseline", "--scale", "2", "--store", str(store_dir)]
+    env = {"OMP_NUM_THREADS": "1"}  # the same thread count in every process: identical float reductions
+    ckpt = tmp_path / "a.ckpt"
+    proc = _cli(*common, "--out", str(tmp_path / "a.pt"), "--checkpoint", str(ckpt), cwd=tmp_path, env=env)
+    _wait_for(ckpt, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "a.pt").exists(), "the run finished before it was killed: nothing was tested"
+    resumed = _cli(*common, "--out", str(tmp_path / "a.pt"), "--checkpoint", str(ckpt), cwd=tmp_path, env=env)
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, log
+    step = int(re.search(r"resumed .* at step (\d+) of 60", log).group(1))
+    assert 10 <= step < 60
+    straight = _cli(
+        *common, "--out", str(tmp_path / "b.pt"), "--checkpoint", str(tmp_path / "b.ckpt"), cwd=tmp_path, env=env
+    )
+    assert straight.wait(timeout=300) == 0
+    a, b = read_card(tmp_path / "a.pt")[1], read_card(tmp_path / "b.pt")[1]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ca, cb = torch.load(ckpt, weights_only=False), torch.load(tmp_path / "b.ckpt", weights_only=False)
+    assert all(torch.equal(ca["model"][k], cb["model"][k]) for k in ca["model"])
+
+
+def test_ddp_on_two_cpu_processes(store_dir: Path, tmp_path: Path) -> None:
+    params = _params(tmp_path, iterations=40, val_every=40, log_every=5)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        "29517",
+        "-m",
+        "srpipe",
+        "--params",
+        str(params),
+        "train",
+        "--model",
+        "edsr_baseline",
+        "--scale",
+        "2",
+        "--store",
+        str(store_dir),
+        "--out",
+        str(tmp_path / "ddp.pt"),
+        "--batch-size",
+        "8",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    assert "DDP: 2 replicas hold identical weights" in log
+    losses = [float(x) for x in re.findall(r"step \d+/40 loss=([0-9.e-]+)", log)]
+    assert len(losses) == 8, log  # rank 0 only: 40 steps / log_every 5
+    assert sum(losses[-2:]) < sum(losses[:2])
+    assert read_card(tmp_path / "ddp.pt")[0].train["recipe"]["batch_size"] == 8
