@@ -98,6 +98,7 @@ def leaderboard_task(eval_dir: Path, out: Path, raw: Path, p: Params, parent: st
         tracking_uri=p.tracking_uri(),
         experiment=p.tracking.experiment,
         parent_run_id=parent,
+        register_best=p.tracking.register_best,
     )
 
 

@@ -145,6 +145,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
         tracking_uri=params.tracking_uri() if args.track else None,
         experiment=params.tracking.experiment,
         parent_run_id=_parent_run(params) if args.track else None,
+        register_best=params.tracking.register_best,
     )
 
 

@@ -15,8 +15,11 @@ CASES = [(name, scale) for name in list_models() for scale in get_card(name).sca
 PAPER_PARAMS = {
     ("srcnn", 2): 57_281,  # 9-5-5, 64/32 filters, 1 channel (SRCNN TPAMI Sec. 4.3: "57K")
     ("fsrcnn", 2): 12_809,  # 12,464 weights (paper's count) + biases + PReLU slopes
+    ("espcn", 2): 21_284,  # layer spec, 1 channel: 1,664 + 18,464 + 289·r² (espcn.py docstring; none published)
+    ("espcn", 3): 22_729,  # the paper's main scale
     ("vdsr", 2): 665_000,
     ("drcn", 2): 1_770_000,
+    ("red30", 2): 4_134_785,  # layer spec, 128 maps (authors' Caffe model); 4,131,072 weights ("4.1M"), red.py
     ("drrn", 2): 297_000,
     ("memnet", 2): 677_000,
     ("lapsrn", 2): 407_441,  # layer spec: d=10, 3×3 feature upsampler as in the authors' code (lapsrn.py)
