@@ -15,6 +15,7 @@ from typing import Any
 os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "srpipe")  # the stages' own log lines show in each task
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see srpipe.cli.main: no spinning OpenMP threads
 
 from srpipe.tracking import telemetry_off
 
@@ -110,7 +111,8 @@ def training_runner(p: Params) -> Any:
 
         if p.orchestration.dask_address:
             return DaskTaskRunner(address=p.orchestration.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "dashboard_address": None})
+        local = {"n_workers": n, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1"}
+        return DaskTaskRunner(cluster_kwargs={**local, "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=n)
 
 
@@ -181,7 +183,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         )
     wait(evals)
     board = leaderboard_task(eval_dir, Path(root) / "leaderboard", raw, p, parent)
-    return {"trained": sorted(trained), "evaluated": len(evals), "leaderboard": board}
+    return {"trained": trained, "evaluated": len(evals), "leaderboard": board}
 
 
 if __name__ == "__main__":

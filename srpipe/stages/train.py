@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,9 @@ def train(
         except BaseException:
             tracker.end("FAILED")
             raise
+        # Where it ran: a Dask worker or torchrun rank shows up in the flow's results and the logs.
         summary = {"model": model, "scale": scale, **result, "note": criterion.note}
+        summary["worker"] = f"{socket.gethostname()}:{os.getpid()}"
         if rank == 0:
             state = st.best_state or {k: v.cpu() for k, v in st.ema.module.state_dict().items()}
             card = WeightsCard(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -72,7 +73,7 @@ def upscale(
             log.error("upscale: %s", e)
             failed.append(str(path))
             continue
-        lr = torch.from_numpy(img.pixels).permute(2, 0, 1)[None].to(dev)
+        lr = torch.from_numpy(np.array(img.pixels)).permute(2, 0, 1)[None].to(dev)
         sr = super_resolve(net, lr, scale, get_card(model).input_space, color, tile, overlap, self_ensemble, amp)
         save_png(target, to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy(), gray=img.gray)
         written.append(str(target))
