@@ -26,13 +26,19 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from srpipe.config import Params, load_params  # noqa: E402
+from srpipe.config import EvaluateParams, Params, PrepareParams, load_params  # noqa: E402
 from srpipe.provenance import data_version, file_digest, git_commit  # noqa: E402
 from srpipe.stages import download, evaluate, leaderboard, prepare, train  # noqa: E402
 from srpipe.tracking import pipeline_run  # noqa: E402
-from srpipe.train.spec import resolve  # noqa: E402
+from srpipe.train.spec import resolve, result_key  # noqa: E402
 
-CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+
+def cached(*exclude: str) -> dict[str, Any]:
+    """Cache on the task's source and inputs, minus arguments that are only wiring (whole params, run ids)."""
+    policy = INPUTS
+    for name in exclude:
+        policy = policy - name
+    return {"cache_policy": policy + TASK_SOURCE, "persist_result": True}
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], task_run_name="download {name}")
@@ -49,36 +55,37 @@ def download_task(name: str, raw: Path, p: Params) -> dict:
     )
 
 
-@task(task_run_name="prepare", **CACHED)
-def prepare_task(raw: Path, out: Path, p: Params, raw_digest: str) -> dict:
-    return prepare.prepare(raw, out, p.prepare, p.pipeline.scales, progress=False)
+@task(task_run_name="prepare", **cached())
+def prepare_task(raw: Path, out: Path, params: PrepareParams, scales: tuple[int, ...], raw_digest: str) -> dict:
+    return prepare.prepare(raw, out, params, scales, progress=False)
 
 
-@task(task_run_name="train {model} x{scale}", **CACHED)
+@task(task_run_name="train {model} x{scale}", **cached("p", "parent"))
 def train_task(
-    model: str,
-    scale: int,
-    store: Path,
-    out: Path,
-    p: Params,
-    init: Path | None,
-    fingerprint: str,
-    data: str,
-    parent: str,
+    model: str, scale: int, store: Path, out: Path, p: Params, init: Path | None, key: str, parent: str
 ) -> dict:
     return train.train(model, scale, store, out, p, init_weights=init, progress=False, parent_run_id=parent)
 
 
-@task(task_run_name="evaluate {model} x{scale}", **CACHED)
+@task(task_run_name="evaluate {model} x{scale}", **cached("p", "parent"))
 def evaluate_task(
-    model: str, scale: int, weights: Path | None, weights_sha: str, raw: Path, out: Path, p: Params, parent: str
+    model: str,
+    scale: int,
+    weights: Path | None,
+    weights_sha: str,
+    raw: Path,
+    raw_digest: str,
+    out: Path,
+    ev: EvaluateParams,
+    p: Params,
+    parent: str,
 ) -> dict:
-    datasets, _ = evaluate.resolve_datasets(raw, list(p.evaluate.datasets))
+    datasets, _ = evaluate.resolve_datasets(raw, list(ev.datasets))
     return evaluate.evaluate(
         model,
         scale,
         datasets,
-        p.evaluate,
+        ev,
         weights=weights,
         out_json=out / f"{model}_x{scale}.json",
         save_images=out / "images" / f"{model}_x{scale}",
@@ -118,28 +125,25 @@ def training_runner(p: Params) -> Any:
 
 @flow(name="srpipe-train", log_prints=True)
 def train_all(jobs: list[dict], store: Path, p: Params, parent: str) -> dict[str, Any]:
-    """Trainings as a subflow, so its task runner (and concurrency limit) is the one params choose."""
+    """Trainings as a subflow, so its task runner (and concurrency limit) is the one params choose.
+
+    Two waves: networks trained from scratch, then those initialised from them (SRGAN from SRResNet), whose cache
+    key includes the digest of the weights they start from.
+    """
     version = data_version(store / "train")
-    futures: dict[str, Any] = {}
-    for job in jobs:  # jobs come in dependency order: an initialiser is submitted before its finetune
-        key = f"{job['model']}_x{job['scale']}"
-        init = job.get("init")
-        out = Path(job["out"])
-        fut = train_task.with_options(refresh_cache=not out.exists()).submit(
-            job["model"],
-            job["scale"],
-            store,
-            out,
-            p,
-            Path(init) if init else None,
-            resolve(job["model"], job["scale"], p.train).fingerprint(),
-            version,
-            parent,
-            wait_for=[futures[job["after"]]] if job.get("after") else None,
-        )
-        futures[key] = fut
-    wait(list(futures.values()))
-    return {k: f.result() for k, f in futures.items()}
+    results: dict[str, Any] = {}
+    for wave in ([j for j in jobs if not j.get("init")], [j for j in jobs if j.get("init")]):
+        futures = {}
+        for job in wave:
+            out, init = Path(job["out"]), Path(job["init"]) if job.get("init") else None
+            spec = resolve(job["model"], job["scale"], p.train)
+            key = f"{result_key(spec, p.train)}-{version}-{file_digest(init) if init else ''}"
+            futures[f"{job['model']}_x{job['scale']}"] = train_task.with_options(refresh_cache=not out.exists()).submit(
+                job["model"], job["scale"], store, out, p, init, key, parent
+            )
+        wait(list(futures.values()))
+        results |= {k: f.result() for k, f in futures.items()}
+    return results
 
 
 @flow(name="srpipe", log_prints=True)
@@ -153,7 +157,8 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     downloads = download_task.map(list(p.data.datasets), unmapped(raw), unmapped(p))
     wait(downloads)
     manifests = sorted(str(file_digest(m)) for m in raw.glob("*/MANIFEST.json"))
-    prepare_task.with_options(refresh_cache=not store.exists())(raw, store, p, "".join(manifests))
+    raw_digest = "".join(manifests)
+    prepare_task.with_options(refresh_cache=not store.exists())(raw, store, p.prepare, p.pipeline.scales, raw_digest)
     jobs = [
         {"model": m, "scale": s, "out": str(models_dir / f"{m}_x{s}.pt")}
         for m in p.pipeline.models
@@ -164,7 +169,6 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
             "model": f.model,
             "scale": s,
             "out": str(models_dir / f"{f.model}_x{s}.pt"),
-            "after": f"{f.init}_x{s}",
             "init": str(models_dir / f"{f.init}_x{s}.pt"),
         }
         for f in p.pipeline.finetune
@@ -178,7 +182,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         fresh = not (eval_dir / f"{model}_x{scale}.json").exists()
         evals.append(
             evaluate_task.with_options(refresh_cache=fresh).submit(
-                model, scale, w, file_digest(w) if w else "", raw, eval_dir, p, parent
+                model, scale, w, file_digest(w) if w else "", raw, raw_digest, eval_dir, p.evaluate, p, parent
             )
         )
     wait(evals)

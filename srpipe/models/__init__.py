@@ -23,6 +23,7 @@ from srpipe.models import (  # noqa: F401  (imported for their registrations, in
     rcan,
     drn,
 )
+
 # isort: on
 from srpipe.models.registry import (
     ArchConfig,

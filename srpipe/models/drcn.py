@@ -11,9 +11,9 @@ inference 590,080, reconstruction 590,080 + 2,305, plus the 16 weights = 1,775,1
 the "1.77M" usually cited).
 
 The reconstruction net's last conv has no ReLU: it outputs a signed residual that the skip adds to the input.
-Init (Sec. 4): He for non-recursive layers; the recursive conv starts as the identity (zero except each unit's
-self-connection), biases zero. The combination weights start at 1/D. Training supervises every recursion
-(recursive supervision, Sec. 3.3): `forward_train` returns the D predictions for the "drcn" loss.
+Init (Sec. 4, as recalled, not re-read here): He for non-recursive layers; the recursive conv starts as the identity
+(zero except each unit's self-connection); biases zero. The combination weights start at 1/D. Training supervises
+every recursion (recursive supervision, Sec. 3.3): `forward_train` returns the D predictions for the "drcn" loss.
 """
 
 from __future__ import annotations

@@ -94,7 +94,9 @@ register_model(
             schedule="multistep",  # halved every 10 epochs (solver: step, gamma 0.5, stepsize 65,360 = 10 × 6,536)
             milestones=(0.2, 0.4, 0.6, 0.8),
             gamma=0.5,
-            grad_clip=0.01,  # solver clip_gradients 0.01 (global norm), divided by the lr (the README's solver patch)
+            # Solver clip_gradients 0.01, divided by the lr (the README's patch). Caffe bounds the global L2 norm;
+            # srpipe's clip_by_lr clips each element to ±θ/γ, as VDSR's paper states.
+            grad_clip=0.01,
             clip_by_lr=True,
             batch_size=128,  # train prototxt
             patch_size=31,  # generate_trainingset_x234.m: 31×31, stride 21, x2/x3/x4 mixed, 291 images ×8 augmented

@@ -119,7 +119,9 @@ register_model(
             schedule="multistep",
             milestones=(0.25, 0.5, 0.75),
             gamma=0.1,
-            grad_clip=0.01,  # solver clip_gradients 0.01, divided by the lr (README's sgd_solver patch)
+            # Solver clip_gradients 0.01, divided by the lr (the README's patch). Caffe bounds the global L2 norm;
+            # srpipe's clip_by_lr clips each element to ±θ/γ, as VDSR's paper states.
+            grad_clip=0.01,
             clip_by_lr=True,
             batch_size=32,  # train prototxt
             patch_size=31,  # train_31_x234: 31×31 patches, x2/x3/x4 mixed, 291 images

@@ -73,7 +73,8 @@ register_model(
             gamma=1.0,
             batch_size=128,  # the authors' Caffe SRCNN_net.prototxt (not stated in the paper text)
             patch_size=33,  # Sec. 4.1: f_sub = 33 sub-images (stride 14 on 91 images, 33 on ImageNet)
-            # TPAMI Figs. 5-6 run to ~8e8 back-propagations; read as samples, 8e8 / 128 ≈ 6.25M iterations.
+            # The TPAMI's convergence plots run to ~8e8 back-propagations (recalled, not re-read); counted as samples,
+            # 8e8 / 128 ≈ 6.25M iterations. A reference only.
             iterations=6_250_000,
         ),
         notes="9-5-5 (TPAMI); ImageNet-trained in the paper, 91-image numbers are lower. Replicate padding as in the "

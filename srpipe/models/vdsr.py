@@ -66,7 +66,7 @@ register_model(
             milestones=(0.25, 0.5, 0.75),
             gamma=0.1,
             # θ is not given in the paper; 0.01 is the θ of the same scheme in DRRN's and MemNet's official solvers.
-            # The paper clips each gradient element to [-θ/γ, θ/γ]; srpipe bounds the global norm by θ/γ.
+            # The paper clips each gradient element to [-θ/γ, θ/γ], as srpipe's loop does with clip_by_lr.
             grad_clip=0.01,
             clip_by_lr=True,
             batch_size=64,  # Sec. 3.2 / 5.2

@@ -42,6 +42,15 @@ class RunSpec:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def result_key(spec: RunSpec, train: TrainParams) -> str:
+    """Everything that decides a training's output file: the run spec plus the engine options that select or
+    shape the saved weights (validation cadence, precision, device). Per-model entries of other models are left out,
+    so editing one model's params never invalidates another's cached training."""
+    engine = dataclasses.asdict(dataclasses.replace(train, models={}))
+    blob = json.dumps({"spec": spec.fingerprint(), "engine": engine}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
     """Paper recipe ← `train.recipe` ← `train.models.<model>` ← CLI overrides (None = unset)."""
     card = get_card(model)
