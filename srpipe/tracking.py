@@ -41,7 +41,11 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 class Tracker:
-    """One MLflow run; a disabled tracker (no URI, or DDP rank ≠ 0) accepts every call and does nothing."""
+    """One MLflow run; a disabled tracker (no URI, or DDP rank ≠ 0) accepts every call and does nothing.
+
+    A tracking failure (server down, database locked or read-only) must not cost the training it observes: the first
+    error is logged, tracking stops for this run, and the work goes on.
+    """
 
     def __init__(self, client: Any = None, run_id: str = "") -> None:
         self.client, self.run_id = client, run_id
@@ -50,13 +54,22 @@ class Tracker:
     def enabled(self) -> bool:
         return self.client is not None
 
+    def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        if self.client is None:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # MLflow raises many types (MlflowException, sqlalchemy, requests)
+            log.warning("mlflow: %s failed for run %s (%s); tracking is off for the rest of it", what, self.run_id, e)
+            self.client = None
+
     def params(self, params: Mapping[str, Any]) -> None:
         if self.enabled:
             from mlflow.entities import Param
 
             items = [Param(k, v) for k, v in _flatten(params).items()]
             for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
-                self.client.log_batch(self.run_id, params=items[i : i + 100])
+                self._guard("logging params", self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def metrics(self, values: Mapping[str, float], step: int) -> None:
         if self.enabled:
@@ -67,24 +80,22 @@ class Tracker:
             now = int(time.time() * 1000)
             items = [Metric(k, float(v), now, step) for k, v in values.items() if math.isfinite(float(v))]
             if items:
-                self.client.log_batch(self.run_id, metrics=items)
+                self._guard("logging metrics", self.client.log_batch, self.run_id, metrics=items)
 
     def tags(self, tags: Mapping[str, Any]) -> None:
         if self.enabled:
             for k, v in tags.items():
-                self.client.set_tag(self.run_id, k, str(v))
+                self._guard("setting a tag", self.client.set_tag, self.run_id, k, str(v))
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         if self.enabled:
             path = Path(path)
-            if path.is_dir():
-                self.client.log_artifacts(self.run_id, str(path), folder)
-            else:
-                self.client.log_artifact(self.run_id, str(path), folder)
+            log_fn = self.client.log_artifacts if path.is_dir() else self.client.log_artifact
+            self._guard("logging artifacts", log_fn, self.run_id, str(path), folder)
 
     def end(self, status: str = "FINISHED") -> None:
         if self.enabled:
-            self.client.set_terminated(self.run_id, status)
+            self._guard("ending the run", self.client.set_terminated, self.run_id, status)
 
 
 def client(uri: str) -> Any:
