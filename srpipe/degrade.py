@@ -54,14 +54,20 @@ def output_size(in_len: int, scale: float) -> int:
     return math.ceil(round(in_len * scale, 9))
 
 
+@lru_cache(maxsize=256)
+def _matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> Tensor:
+    """The 1-D resize as a dense out_len × in_len float64 matrix (mirrored taps summed into their source pixels)."""
+    idx, w = _contributions(in_len, out_len, scale, antialias)
+    return torch.zeros(out_len, in_len, dtype=torch.float64).scatter_add_(1, idx, w)
+
+
 def _resize_dim(x: Tensor, dim: int, out_len: int, scale: float, antialias: bool, as_uint8: bool) -> Tensor:
-    idx, w = _contributions(x.shape[dim], out_len, scale, antialias)
-    idx, w = idx.to(x.device), w.to(device=x.device, dtype=x.dtype)
-    x = x.movedim(dim, -1)
-    out = (x[..., idx] * w).sum(dim=-1)  # gather: out_len × P taps per row, no per-pixel Python loop
+    # One matrix product per pass: BLAS does the taps, and memory stays O(image) rather than O(image × taps).
+    m = _matrix(x.shape[dim], out_len, scale, antialias).to(device=x.device, dtype=x.dtype)
+    out = torch.matmul(m, x) if dim == x.dim() - 2 else torch.matmul(x, m.T)
     if as_uint8:
         out = torch.floor(out + 0.5).clamp_(0, 255)  # MATLAB rounds half away from zero and saturates
-    return out.movedim(-1, dim)
+    return out
 
 
 def imresize(
