@@ -159,11 +159,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     manifests = sorted(str(file_digest(m)) for m in raw.glob("*/MANIFEST.json"))
     raw_digest = "".join(manifests)
     prepare_task.with_options(refresh_cache=not store.exists())(raw, store, p.prepare, p.pipeline.scales, raw_digest)
-    jobs = [
-        {"model": m, "scale": s, "out": str(models_dir / f"{m}_x{s}.pt")}
-        for m in p.pipeline.models
-        for s in p.pipeline.scales
-    ]
+    jobs = [{"model": m, "scale": s, "out": str(models_dir / f"{m}_x{s}.pt")} for m, s in p.pipeline.jobs()]
     jobs += [
         {
             "model": f.model,

@@ -24,12 +24,32 @@ class FinetuneJob:
 
 
 @dataclass(frozen=True)
+class Job:
+    model: str
+    scale: int
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     """What the pipeline produces: which networks at which scales (bicubic is always the baseline row)."""
 
-    scales: tuple[int, ...] = (4,)
-    models: tuple[str, ...] = ()  # trained from scratch
-    finetune: tuple[FinetuneJob, ...] = ()  # trained from another model's weights, after it
+    scales: tuple[int, ...] = (4,)  # the grid's scales, also the scales `prepare` degrades to
+    models: tuple[str, ...] = ()  # trained from scratch at every scale of the grid
+    finetune: tuple[FinetuneJob, ...] = ()  # trained from another model's weights, after it, at every scale
+    # Off-grid pairs, named "<model>_x<scale>" (LapSRN and DRN have no x3, so they cannot sit in a x2/x3/x4 grid).
+    extra: dict[str, Job] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, job in self.extra.items():
+            if name != f"{job.model}_x{job.scale}" or job.scale not in self.scales:
+                raise ValueError(
+                    f"pipeline.extra.{name}: must be named {job.model}_x{job.scale} and its scale be in pipeline.scales"
+                )
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """Every (model, scale) trained from scratch: the grid, then the extras."""
+        grid = [(m, s) for m in self.models for s in self.scales]
+        return grid + [(j.model, j.scale) for j in self.extra.values()]
 
 
 @dataclass(frozen=True)
@@ -72,7 +92,7 @@ class ModelParams:
 @dataclass(frozen=True)
 class TrainParams:
     config: str = "paper"  # "paper" | "tiny"
-    iterations: int = 1000
+    iterations: int | None = None  # None = each paper's own total (Recipe.iterations)
     color: str = "rgb"  # "rgb", "y", or "paper" (each model's paper mode)
     val_every: int = 500
     ckpt_every: int = 500

@@ -85,6 +85,7 @@ class SRResNetConfig(ArchConfig):
                 "adversarial_weight": 1e-3,
                 "vgg_rescale": 1 / 12.75,
                 "discriminator_steps": 1,
+                "d_features": 64,  # the discriminator's first width; it doubles to 512 (Fig. 4)
             },
         ),
         notes="Generator = SRResNet; Discriminator and VGG19Features live in this module.",

@@ -54,7 +54,7 @@ class Criterion(nn.Module):
     def _init_gan(self, recipe: Recipe, channels: int, vgg_path: Path | None) -> None:
         from srpipe.models.srresnet import Discriminator, VGG19Features
 
-        self.discriminator = Discriminator(channels=channels)
+        self.discriminator = Discriminator(channels=channels, features=self.opts.get("d_features", 64))
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=recipe.lr, betas=recipe.betas)
         if vgg_path is not None:
             self.vgg = VGG19Features.load_vgg19(vgg_path)

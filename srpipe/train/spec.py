@@ -67,6 +67,8 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
     if unknown:
         raise ValueError(f"train.recipe / train.models.{model}: unknown recipe key(s) {sorted(unknown)}")
     recipe_overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe_overrides.items()}
+    if "loss_options" in recipe_overrides:  # merged, so one knob can change without restating the paper's others
+        recipe_overrides["loss_options"] = {**card.recipe.loss_options, **recipe_overrides["loss_options"]}
     recipe = dataclasses.replace(card.recipe, **recipe_overrides)
     color = cli.get("color") or mp.color or train.color
     if color == "paper":
@@ -78,7 +80,7 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
         scale=scale,
         config=cli.get("config") or mp.config or train.config,
         color=color,
-        iterations=cli.get("iterations") or mp.iterations or train.iterations,
+        iterations=cli.get("iterations") or mp.iterations or train.iterations or recipe.iterations,
         recipe=recipe,
         arch=dict(mp.arch),
         seed=train.seed,
