@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     telemetry_off()
     try:
         result = args.fn(args)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
+    except (FileNotFoundError, ValueError, KeyError, OSError, RuntimeError) as e:  # srpipe's errors say what to do
         if args.verbose:
             raise
         log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -142,6 +143,9 @@ def _locked(dest: Path) -> Iterator[None]:
 
 
 def _retryable(e: BaseException) -> bool:
+    reason = getattr(e, "reason", e)
+    if isinstance(reason, socket.gaierror) and reason.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
+        return False  # the host name does not resolve: offline or a dead domain, seconds of retrying will not help
     if isinstance(e, urllib.error.HTTPError):  # before URLError/OSError: it is both
         return e.code >= 500 or e.code in (408, 429)
     return isinstance(e, (urllib.error.URLError, OSError, http.client.HTTPException))
