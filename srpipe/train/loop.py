@@ -219,12 +219,14 @@ def fit(
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
     )
+    memory_format = torch.channels_last if opts.channels_last and device.type == "cuda" else torch.preserve_format
+    if memory_format == torch.channels_last:  # weights and activations both NHWC: cuDNN's fast tensor-core layout
+        st.model.to(memory_format=memory_format)
     net: nn.Module = _TrainView(st.model)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if opts.compile:
         net = torch.compile(net)
-    memory_format = torch.channels_last if opts.channels_last and device.type == "cuda" else torch.preserve_format
     st.model.train()
     bar = tqdm(
         total=spec.iterations,
