@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,17 @@ def store_dir(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = PrepareParams(train=("synth/train",), valid=("synth/valid",), lr_patch=16, stride=8, max_valid_side=64)
     prepare(raw_dir, out, params, (2, 4), progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for modules of many small ops, whose thread barriers cost more than the work."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

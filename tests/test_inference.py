@@ -3,7 +3,6 @@ path with bicubic chroma, and the bicubic input space."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,7 @@ from srpipe.inference import self_ensemble, super_resolve, tiled, to_uint8
 from srpipe.metrics import psnr
 from srpipe.models import create_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a busy 2-core box OpenMP threads spin at every barrier (tiling ran 25x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -72,8 +72,8 @@ class ResidualGroup(nn.Module):
             iterations=1_000_000,  # official option.py: 1000 epochs x 1000 iterations
         ),
         notes=(
-            "x3/x4/x8 are fine-tuned from the trained x2 model in the official scripts. Paper patches are 48x48 LR; "
-            "the recipe stores the x2 HR side. Mean shift uses the DIV2K RGB mean."
+            "x3/x4/x8 are fine-tuned from the trained x2 model in the official scripts. Paper patches are 48x48 LR "
+            "at every scale. Mean shift uses the DIV2K RGB mean."
         ),
     ),
     paper=RCANConfig(),

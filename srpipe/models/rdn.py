@@ -83,7 +83,7 @@ class ResidualDenseBlock(nn.Module):
         ),
         notes=(
             "Paper patches are 32x32 LR; the official scripts later used 48x48 at x2 and trained x3/x4 from the x2 "
-            "model. The recipe stores the paper's x2 HR side. Mean shift as in the official Torch code."
+            "model. Mean shift as in the official Torch code."
         ),
     ),
     paper=RDNConfig(),
