@@ -165,6 +165,7 @@ def train(
                 note=criterion.note,
             )
             save_weights(out_path, card, state)
+            ckpt.unlink(missing_ok=True)  # the run is complete: its weights file supersedes the checkpoint
             _log_artifacts(tracker, out_path, st, valid, spec, device)
             tracker.end()
             log.info(
