@@ -98,6 +98,8 @@ def _track(
         tracker.end("FAILED")  # a run left RUNNING would look alive in the UI forever
         raise
     tracker.end()
+    if parent and tracker.enabled:  # the leaderboard is the pipeline's last stage: its grouping run is complete
+        tracker.client.set_terminated(parent, "FINISHED")
     return tracker.run_id, versions
 
 
