@@ -106,6 +106,7 @@ def leaderboard_task(eval_dir: Path, out: Path, raw: Path, p: Params, parent: st
         experiment=p.tracking.experiment,
         parent_run_id=parent,
         register_best=p.tracking.register_best,
+        include=p.pipeline.evaluated(),
     )
 
 

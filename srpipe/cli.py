@@ -146,6 +146,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
         experiment=params.tracking.experiment,
         parent_run_id=_parent_run(params) if args.track else None,
         register_best=params.tracking.register_best,
+        include=None if args.all or not params.pipeline.models else params.pipeline.evaluated(),
     )
 
 
@@ -327,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="leaderboard", help="output folder (default: %(default)s)")
     lb.add_argument("--raw", default="data/raw", help="benchmark images for the visual comparison")
     lb.add_argument("--track", action="store_true", help="log to MLflow and register the best model per scale")
+    lb.add_argument(
+        "--all", action="store_true", help="every JSON in --eval-dir, not only the (model, scale) pairs params lists"
+    )
 
     m = add(
         "models",

@@ -51,6 +51,11 @@ class PipelineParams:
         grid = [(m, s) for m in self.models for s in self.scales]
         return grid + [(j.model, j.scale) for j in self.extra.values()]
 
+    def evaluated(self) -> list[tuple[str, int]]:
+        """Every (model, scale) the pipeline evaluates: bicubic, the trained jobs and the finetuned ones."""
+        finetuned = [(f.model, s) for f in self.finetune for s in self.scales]
+        return [("bicubic", s) for s in self.scales] + self.jobs() + finetuned
+
 
 @dataclass(frozen=True)
 class DataParams:

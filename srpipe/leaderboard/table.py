@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,12 @@ def _problem(ev: Any) -> str | None:
     return None
 
 
-def load_evaluations(eval_dir: Path) -> list[dict[str, Any]]:
-    """Every `*.json` directly in `eval_dir`, by file name; a malformed or duplicate one raises naming the file."""
+def load_evaluations(eval_dir: Path, include: Collection[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
+    """Every `*.json` directly in `eval_dir`, by file name; a malformed or duplicate one raises naming the file.
+
+    With `include`, only those (model, scale) pairs: evaluations left behind by models no longer in the pipeline
+    are logged and left out rather than passed off as current.
+    """
     if not Path(eval_dir).is_dir():
         raise FileNotFoundError(f"leaderboard: {eval_dir} is not a folder of evaluation JSONs")
     evals: list[dict[str, Any]] = []
@@ -70,6 +74,9 @@ def load_evaluations(eval_dir: Path) -> list[dict[str, Any]]:
             raise EvaluationError(f"{path}: not a readable evaluation JSON ({e})") from e
         if problem := _problem(ev):
             raise EvaluationError(f"{path}: {problem}")
+        if include is not None and (ev["model"], ev["scale"]) not in include:
+            log.info("leaderboard: %s is not part of this pipeline: left out", path)
+            continue
         key = (ev["model"], ev["scale"], bool(ev.get("self_ensemble")))
         if key in seen:  # two rows for one key would make "the" number of a model ambiguous
             raise EvaluationError(f"{path} and {seen[key]} both evaluate {label(key[0], key[2])} x{key[1]}")

@@ -10,7 +10,7 @@ registered as `srpipe-x<scale>` with the alias `champion`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,17 +112,19 @@ def leaderboard(
     experiment: str = "srpipe",
     parent_run_id: str | None = None,
     register_best: bool = True,
+    include: Collection[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Gather the evaluation JSONs of `eval_dir` into the leaderboard files in `out_dir`.
 
     `raw_dir` holds the HR benchmark images for the visual figures, whose SR crops come from `eval_dir/images`
     (`srpipe evaluate --save-images`); no model is run here. With `tracking_uri` the files are logged to an MLflow
     run (nested under `parent_run_id`) and, if `register_best`, the champion of each scale is registered: best PSNR
-    on the primary dataset (the first in the evaluations) among models with a training run.
+    on the primary dataset (the first in the evaluations) among models with a training run. `include` limits the
+    table to those (model, scale) pairs (the pipeline's), so stale evaluations in `eval_dir` never show up.
     Returns rows, models, scales, datasets, files and champions.
     """
     eval_dir, out_dir = Path(eval_dir), Path(out_dir)
-    evals = load_evaluations(eval_dir)
+    evals = load_evaluations(eval_dir, include)
     rows = build_rows(evals)
     primary = dataset_order(evals)[0]
     with atomic_path(out_dir / "leaderboard.parquet", suffix=".parquet") as tmp:

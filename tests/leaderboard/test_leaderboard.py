@@ -312,3 +312,11 @@ def test_registers_the_champion(eval_dir: Path, tmp_path: Path) -> None:
     assert len(client.search_model_versions("name='srpipe-x4'")) == 1
     artifacts = {a.path for a in client.list_artifacts(summary["mlflow_run_id"], "leaderboard")}
     assert "leaderboard/leaderboard.parquet" in artifacts and "leaderboard/LEADERBOARD.md" in artifacts
+
+
+def test_evaluations_outside_the_pipeline_are_left_out(eval_dir: Path, tmp_path: Path) -> None:
+    include = {("bicubic", 4), ("espcn", 4)}  # edsr's JSONs stay in the folder, as after removing it from params
+    summary = leaderboard(eval_dir, tmp_path, LeaderboardParams(), include=include)
+    assert summary["models"] == ["bicubic", "espcn"] and summary["scales"] == [4]
+    table = pq.read_table(tmp_path / "leaderboard.parquet").to_pandas()
+    assert set(zip(table["model"], table["scale"])) == include
