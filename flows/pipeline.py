@@ -149,6 +149,24 @@ def train_all(jobs: list[dict], store: Path, p: Params, parent: str) -> dict[str
     return results
 
 
+@flow(name="srpipe-evaluate", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def evaluate_all(
+    evaluated: list[tuple[str, int, Path | None]], raw: Path, raw_digest: str, eval_dir: Path, p: Params, parent: str
+) -> None:
+    """One evaluation at a time: each measures its latency and peak memory on an otherwise idle device."""
+    futures = []
+    for model, scale, w in evaluated:
+        fresh = not (eval_dir / f"{model}_x{scale}.json").exists()
+        futures.append(
+            evaluate_task.with_options(refresh_cache=fresh).submit(
+                model, scale, w, file_digest(w) if w else "", raw, raw_digest, eval_dir, p.evaluate, p, parent
+            )
+        )
+    wait(futures)
+    for f in futures:
+        f.result()  # a failed evaluation fails the flow here, not later in the leaderboard
+
+
 @flow(name="srpipe", log_prints=True)
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     """Run every stage for the models × scales in `params_path`; paths are those dvc.yaml declares."""
@@ -174,19 +192,12 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         for s in p.pipeline.scales
     ]
     trained = train_all.with_options(task_runner=training_runner(p))(jobs, store, p, parent)
-    evals = []
-    for model, scale, w in [("bicubic", s, None) for s in p.pipeline.scales] + [
+    evaluated = [("bicubic", s, None) for s in p.pipeline.scales] + [
         (j["model"], j["scale"], Path(j["out"])) for j in jobs
-    ]:
-        fresh = not (eval_dir / f"{model}_x{scale}.json").exists()
-        evals.append(
-            evaluate_task.with_options(refresh_cache=fresh).submit(
-                model, scale, w, file_digest(w) if w else "", raw, raw_digest, eval_dir, p.evaluate, p, parent
-            )
-        )
-    wait(evals)
+    ]
+    evaluate_all(evaluated, raw, raw_digest, eval_dir, p, parent)
     board = leaderboard_task(eval_dir, Path(root) / "leaderboard", raw, p, parent)
-    return {"trained": trained, "evaluated": len(evals), "leaderboard": board}
+    return {"trained": trained, "evaluated": len(evaluated), "leaderboard": board}
 
 
 if __name__ == "__main__":
