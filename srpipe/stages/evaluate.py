@@ -73,7 +73,9 @@ def evaluate(
         net = create_model(model, scale)
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
-    net = net.to(dev).eval()
+    # NHWC weights make every conv run channels-last: 1.1–1.8× faster on CPU (benches/bench_inference.py), the
+    # tensor-core layout on GPUs.
+    net = net.to(dev, memory_format=torch.channels_last).eval()
     input_space, color = get_card(model).input_space, card.color if card else "rgb"
     channels = 1 if color == "y" else 3
     side = params.flops_input * (scale if input_space == "bicubic" else 1)
