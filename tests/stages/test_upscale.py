@@ -50,7 +50,8 @@ def inputs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _pixels(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
+    with Image.open(path) as img:
+        return np.array(img)
 
 
 def test_folder_and_file_give_x2_pngs_of_the_model(inputs: tuple[Path, Path], weights: Path, tmp_path: Path) -> None:
@@ -61,7 +62,8 @@ def test_folder_and_file_give_x2_pngs_of_the_model(inputs: tuple[Path, Path], we
     assert sorted(p.name for p in out.iterdir()) == ["gray_x2.png", "rgb_x2.png", "single_x2.png"]
     assert sorted(result["written"]) == sorted(str(p) for p in out.iterdir())
     for name, (h, w) in {"rgb": (20, 28), "gray": (18, 22), "single": (24, 16)}.items():
-        assert Image.open(out / f"{name}_x2.png").size == (2 * w, 2 * h)
+        with Image.open(out / f"{name}_x2.png") as img:
+            assert img.size == (2 * w, 2 * h)
     net, _ = load_model(weights)
     lr = torch.from_numpy(_pixels(folder / "rgb.png")).permute(2, 0, 1)[None]
     expected = to_uint8(super_resolve(net, lr, 2))[0].permute(1, 2, 0).numpy()
@@ -71,8 +73,8 @@ def test_folder_and_file_give_x2_pngs_of_the_model(inputs: tuple[Path, Path], we
 def test_gray_input_gives_gray_output(inputs: tuple[Path, Path], weights: Path, tmp_path: Path) -> None:
     folder, _ = inputs
     upscale([folder / "gray.png"], tmp_path / "out", "edsr", weights=weights, device="cpu", progress=False)
-    out = Image.open(tmp_path / "out" / "gray_x2.png")
-    assert out.mode == "L" and out.size == (44, 36)
+    with Image.open(tmp_path / "out" / "gray_x2.png") as out:
+        assert out.mode == "L" and out.size == (44, 36)
 
 
 def test_existing_outputs_are_kept_unless_overwrite(
@@ -90,7 +92,8 @@ def test_existing_outputs_are_kept_unless_overwrite(
     assert "--overwrite" in caplog.text
     assert (out / "gray_x2.png").exists()
     result = upscale([folder], out, "edsr", weights=weights, device="cpu", overwrite=True, progress=False)
-    assert str(existing) in result["written"] and Image.open(existing).size == (56, 40)
+    with Image.open(existing) as img:
+        assert str(existing) in result["written"] and img.size == (56, 40)
 
 
 def test_weights_of_another_model_or_scale_are_refused(

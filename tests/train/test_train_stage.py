@@ -111,7 +111,7 @@ def test_killed_run_resumes_to_the_same_weights(store_dir: Path, tmp_path: Path)
     proc = _cli(*common, "--out", str(tmp_path / "a.pt"), "--checkpoint", str(ckpt), cwd=tmp_path, env=env)
     _wait_for(ckpt, proc)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     assert not (tmp_path / "a.pt").exists(), "the run finished before it was killed: nothing was tested"
     resumed = _cli(*common, "--out", str(tmp_path / "a.pt"), "--checkpoint", str(ckpt), cwd=tmp_path, env=env)
     log = resumed.communicate(timeout=300)[0]
@@ -121,7 +121,8 @@ def test_killed_run_resumes_to_the_same_weights(store_dir: Path, tmp_path: Path)
     straight = _cli(
         *common, "--out", str(tmp_path / "b.pt"), "--checkpoint", str(tmp_path / "b.ckpt"), cwd=tmp_path, env=env
     )
-    assert straight.wait(timeout=300) == 0
+    straight.communicate(timeout=300)
+    assert straight.returncode == 0
     a, b = read_card(tmp_path / "a.pt")[1], read_card(tmp_path / "b.pt")[1]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not ckpt.exists() and not (tmp_path / "b.ckpt").exists()  # finished runs leave no checkpoint behind
