@@ -66,7 +66,8 @@ def notes(r: Mapping[str, Any]) -> str:
         out.append(f"config {r['config']}")
     if r["train_iterations"] is not None:
         paper = _paper_iterations(r["model"])
-        out.append(f"{r['train_iterations']:,} it." + (f" (paper {paper:,})" if paper else ""))
+        # "reference", not "paper": several papers state no total; the model card says where each figure comes from.
+        out.append(f"{r['train_iterations']:,} it." + (f" (reference {paper:,})" if paper else ""))
     if r["train_color"] == "y":
         out.append("trained on Y")
     if r["self_ensemble"]:
