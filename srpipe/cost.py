@@ -14,6 +14,13 @@ from torch import Tensor, nn
 from srpipe.models import count_params
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` = the first CUDA device when there is one, else the CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

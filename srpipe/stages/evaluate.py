@@ -65,7 +65,7 @@ def evaluate(
     FLOPs for a `params.flops_input`² LR input, median latency per image and peak memory on the device.
     """
     telemetry_off()
-    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = cost.pick_device(device)
     card: WeightsCard | None = None
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)

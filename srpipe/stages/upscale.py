@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from srpipe.cost import pick_device
 from srpipe.data.images import IMAGE_SUFFIXES, ImageError, list_images, load_image, save_png
 from srpipe.inference import super_resolve, to_uint8
 from srpipe.models import create_model, get_card
@@ -48,7 +49,7 @@ def upscale(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write `<out_dir>/<name>_x<scale>.png` for every input image; existing outputs are kept unless `overwrite`."""
-    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = pick_device(device)
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
         scale, color = card.scale, card.color
