@@ -355,9 +355,13 @@ def _output_names(paths: Sequence[str]) -> list[str]:
 
 def _write_split(dest_root: Path, split: str, items: Sequence[tuple[str, Callable[[], IO[bytes]]]]) -> int:
     """Normalise `(name, opener)` items into `dest_root/split/`, which appears in one rename when all are written."""
+    from tqdm import tqdm
+
     names = _output_names([n for n, _ in items])
     with atomic_dir(dest_root / split) as tmp:
-        for (name, opener), out in zip(items, names):
+        # disable=None: a bar on a terminal (DIV2K's 800 2K PNGs take minutes), silence in logs.
+        bar = tqdm(zip(items, names), total=len(items), desc=f"{split} images", unit="img", disable=None)
+        for (name, opener), out in bar:
             with opener() as f:
                 normalize_image(f, name, tmp / f"{out}.png")
     return len(items)
