@@ -42,3 +42,28 @@ def data_version(store_dir: str | Path) -> str:
         if p.exists():
             h.update(file_digest(p).encode())
     return h.hexdigest()[:12]
+
+
+def dvc_md5(path: str | Path) -> str:
+    """The md5 DVC recorded for output `path` in the nearest dvc.lock above it ("" when DVC does not track it).
+
+    Stage runs are tagged with it, so an MLflow run points at the exact DVC-versioned data (`dvc checkout` brings
+    that version back).
+    """
+    import yaml
+
+    target = Path(path).resolve()
+    for folder in target.parents:
+        lock = folder / "dvc.lock"
+        if lock.is_file():
+            rel = target.relative_to(folder).as_posix()
+            try:
+                stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+            except (OSError, yaml.YAMLError):
+                return ""
+            for stage in stages.values():
+                for out in stage.get("outs", []):
+                    if out.get("path") == rel:
+                        return str(out.get("md5", ""))
+            return ""
+    return ""

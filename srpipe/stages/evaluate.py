@@ -19,7 +19,7 @@ from srpipe.fsio import write_json
 from srpipe.inference import super_resolve, to_uint8
 from srpipe.metrics import score
 from srpipe.models import create_model, get_card
-from srpipe.provenance import file_digest, git_commit
+from srpipe.provenance import dvc_md5, file_digest, git_commit
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.weights import WeightsCard, load_model
 
@@ -137,7 +137,10 @@ def evaluate(
     if result["datasets"]:  # the CLI contract: top-level means and images of the first (primary) dataset
         first = next(iter(result["datasets"].values()))
         result |= {"psnr": first["psnr"], "ssim": first["ssim"], "images": first["images"]}
-    result["mlflow_run_id"] = _track(result, tracking_uri, experiment, parent_run_id)
+    # DVC's md5 of each input it versions (weights, dataset folders): the run points at exact data versions.
+    data = {f"dvc.{name}_md5": dvc_md5(folder) or dvc_md5(Path(folder).parent) for name, folder in datasets.items()}
+    data["dvc.weights_md5"] = dvc_md5(weights) if weights else ""
+    result["mlflow_run_id"] = _track(result, tracking_uri, experiment, parent_run_id, data)
     if out_json is not None:
         write_json(out_json, result)
     return result
@@ -155,12 +158,13 @@ def _train_info(card: WeightsCard | None) -> dict[str, Any]:
     }
 
 
-def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str | None) -> str:
+def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str | None, data: dict[str, str]) -> str:
     tags = {
         "srpipe.stage": "evaluate",
         "srpipe.model": result["model"],
         "srpipe.scale": result["scale"],
         "git_commit": result["git_commit"],
+        **data,
     }
     tracker = start_run(uri, experiment, f"evaluate {result['model']} x{result['scale']}", tags=tags, parent=parent)
     tracker.params({k: result[k] for k in ("model", "scale", "config", "self_ensemble", "weights", "device")})

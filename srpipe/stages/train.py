@@ -15,7 +15,7 @@ from srpipe.config import Params
 from srpipe.data.images import save_png
 from srpipe.data.store import Store
 from srpipe.models import count_params, create_model
-from srpipe.provenance import data_version, git_commit
+from srpipe.provenance import data_version, dvc_md5, git_commit
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.train.loop import build_state, fit, load_checkpoint, validate
 from srpipe.train.losses import Criterion
@@ -122,6 +122,7 @@ def train(
                 "srpipe.scale": scale,
                 "git_commit": commit,
                 "srpipe.data_version": version,
+                "dvc.data_md5": dvc_md5(store_dir),
                 "srpipe.note": criterion.note,
             },
             parent=parent_run_id,

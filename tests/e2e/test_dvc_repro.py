@@ -120,6 +120,9 @@ def test_mlflow_server_serves_the_runs(project: Path) -> None:
         parent = tags["train fsrcnn x4"]["mlflow.parentRunId"]
         assert tags["evaluate fsrcnn x4"]["mlflow.parentRunId"] == parent  # one pipeline run holds the stages
         assert "git_commit" in tags["train fsrcnn x4"]
+        lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+        prepared = next(o["md5"] for o in lock["prepare"]["outs"] if o["path"] == "data/prepared")
+        assert tags["train fsrcnn x4"]["dvc.data_md5"] == prepared  # the run names the DVC data version it used
         train = next(r for r in runs if r["info"]["run_name"] == "train fsrcnn x4")
         assert any(m["key"] == "val_psnr" for m in train["data"]["metrics"])
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/registered-models/get?name=srpipe-x4", timeout=10) as r:
