@@ -60,7 +60,8 @@ register_model(
         recipe=Recipe(
             loss="mse",  # Sec. 2.2: pixel-wise mean squared error
             optimizer="sgd",  # not named in the paper; its SGD-scale rates (0.01) suggest SGD
-            lr=0.01,  # Sec. 3.2: initial 0.01, final 0.0001; the last layer learns 10× slower (one lr here)
+            lr=0.01,  # Sec. 3.2: initial 0.01, final 0.0001 ...
+            lr_mult={"upsample.*": 0.1},  # ... and the final layer learns 10× slower, as in SRCNN
             momentum=0.9,
             # Sec. 3.2 lowers the rate "gradually" when the loss improvement falls under a threshold and stops after
             # 100 epochs without improvement; two /10 steps approximate 0.01 → 0.0001.

@@ -76,7 +76,8 @@ register_model(
         recipe=Recipe(
             loss="mse",  # Sec. 3.2: mean squared error
             optimizer="sgd",  # Sec. 3.2: SGD (Caffe); momentum not stated, Caffe's usual 0.9 assumed
-            lr=1e-3,  # Sec. 4.1: 1e-3 for the convolutions, 1e-4 for the deconvolution (one lr here: no per-layer lr)
+            lr=1e-3,  # Sec. 4.1: 1e-3 for the convolution layers ...
+            lr_mult={"deconv.*": 0.1},  # ... and 1e-4 for the deconvolution layer
             momentum=0.9,
             schedule="constant",  # Sec. 4.1: fixed rate on 91 images, then fine-tuned on + General-100 at half the rate
             milestones=(),

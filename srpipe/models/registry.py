@@ -39,6 +39,10 @@ class Recipe:
     lr_patch: int | None = None  # LR patch side, for papers that crop LR patches (EDSR/RCAN 48): HR = lr_patch × s
     iterations: int = 300_000  # the paper's total, for reference; srpipe's budget is train.iterations
     loss_options: Mapping[str, Any] = field(default_factory=dict)  # extra knobs of a model-specific loss
+    # The paper's per-layer learning rates: parameters whose name matches a glob learn at lr × factor, e.g.
+    # {"reconstruct.*": 0.1} (SRCNN's last layer at 1e-5 beside 1e-4) or {"*.bias": 0.1}; the first match wins.
+    # An override replaces the whole map (it is not merged): `{}` gives every parameter the base rate.
+    lr_mult: Mapping[str, float] = field(default_factory=dict)
 
     def hr_patch(self, scale: int) -> int:
         """HR patch side at `scale`, a multiple of it (a 33-px SRCNN patch becomes 32 at x4)."""

@@ -8,6 +8,7 @@ One step = forward_train → the paper's loss → backward (AMP, clipping) → o
 from __future__ import annotations
 
 import copy
+import fnmatch
 import functools
 import logging
 import math
@@ -32,6 +33,7 @@ from srpipe.fsio import atomic_path
 from srpipe.inference import super_resolve, to_uint8
 from srpipe.metrics import psnr, ssim
 from srpipe.models import count_params
+from srpipe.models.registry import Recipe
 from srpipe.tracking import Tracker
 from srpipe.train.losses import Criterion
 from srpipe.train.spec import RunSpec
@@ -103,9 +105,25 @@ class TrainState:
     bad_steps: int = 0
 
 
+def param_groups(model: nn.Module, recipe: Recipe) -> list[dict[str, Any]]:
+    """Optimiser groups for the recipe's per-layer rates; the first group holds the base rate (logged, clipped by)."""
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    used: set[str] = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        pattern = next((k for k in recipe.lr_mult if fnmatch.fnmatchcase(name, k)), None)  # the first match wins
+        if pattern is not None:
+            used.add(pattern)
+        groups.setdefault(recipe.lr_mult[pattern] if pattern else 1.0, []).append(p)
+    if unused := set(recipe.lr_mult) - used:
+        raise ValueError(f"recipe.lr_mult: no trainable parameter matches {sorted(unused)} in {type(model).__name__}")
+    return [{"params": ps, "lr": recipe.lr * mult} for mult, ps in groups.items() if ps]
+
+
 def build_state(spec: RunSpec, model: nn.Module, criterion: Criterion, device: torch.device, fp16: bool) -> TrainState:
     r = spec.recipe
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = param_groups(model, r)
     if r.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
     else:

@@ -94,6 +94,34 @@ def test_schedules_follow_the_budget() -> None:
     assert lr_factor(50, cos) == pytest.approx(0.5 * (1 + cos.recipe.min_lr / cos.recipe.lr))
 
 
+@pytest.mark.parametrize(("name", "layer"), [("srcnn", "reconstruct"), ("fsrcnn", "deconv"), ("espcn", "upsample")])
+def test_per_layer_learning_rates_follow_the_paper(name: str, layer: str) -> None:
+    spec = resolve(name, 2, TrainParams(iterations=100))
+    net = create_model(name, 2, "paper")
+    st = build_state(spec, net, Criterion(spec.recipe, 1, None), torch.device("cpu"), fp16=False)
+    base, slow = st.optimizer.param_groups
+    assert (base["lr"], slow["lr"]) == pytest.approx((spec.recipe.lr, spec.recipe.lr / 10))
+    assert {id(p) for p in slow["params"]} == {id(p) for p in getattr(net, layer).parameters()}
+    assert len(base["params"]) + len(slow["params"]) == len(list(net.parameters()))
+    for _ in range(spec.iterations):  # the schedule scales both groups alike
+        st.scheduler.step()
+    assert slow["lr"] / base["lr"] == pytest.approx(0.1)
+    one_rate = resolve(name, 2, TrainParams(recipe={"lr_mult": {}}))  # an override replaces the paper's map
+    assert len(build_state(one_rate, net, st.criterion, torch.device("cpu"), False).optimizer.param_groups) == 1
+    typo = resolve(name, 2, TrainParams(recipe={"lr_mult": {"tail.*": 0.1}}))
+    with pytest.raises(ValueError, match=r"no trainable parameter matches \['tail\.\*'\]"):
+        build_state(typo, net, st.criterion, torch.device("cpu"), False)
+
+
+def test_lapsrn_biases_learn_ten_times_slower() -> None:
+    spec = resolve("lapsrn", 4, TrainParams(iterations=10))
+    net = create_model("lapsrn", 4, "tiny")
+    st = build_state(spec, net, Criterion(spec.recipe, 3, None), torch.device("cpu"), fp16=False)
+    weights, biases = st.optimizer.param_groups
+    assert biases["lr"] == pytest.approx(weights["lr"] / 10)
+    assert {id(p) for p in biases["params"]} == {id(p) for n, p in net.named_parameters() if n.endswith(".bias")}
+
+
 def test_overrides_stack_paper_then_params_then_cli() -> None:
     from srpipe.config import ModelParams
 
