@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,12 +68,30 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         _publishable(tmp, 0o777)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _swap_in(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(new: Path, path: Path, attempts: int = 100) -> None:
+    """Rename directory `new` to `path`, first moving aside (then deleting) what holds `path`.
+
+    A directory cannot be renamed over a non-empty one, so when a concurrent writer publishes between the two renames,
+    its result is moved aside too and the rename retried: the last writer wins and every published tree is whole.
+    """
+    for _ in range(attempts):
+        old = path.with_name(f".{path.name}.old.{uuid.uuid4().hex[:12]}")  # unique across processes and threads
+        try:
+            os.replace(path, old)
+        except FileNotFoundError:
+            old = None
+        try:
+            os.replace(new, path)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    raise OSError(f"could not publish {path}: {attempts} concurrent writers replaced it first")
