@@ -15,6 +15,7 @@ import time
 import torch
 from _report import best_time, environment, save, table
 
+from srpipe.cost import pick_device
 from srpipe.models import create_model, get_card, list_models
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-compile", action="store_true")
     args = ap.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     env = environment() | {"device": str(device)}
     names = [m for m in (args.models.split(",") if args.models else list_models()) if m != "bicubic"]
     rows, records = [], []

@@ -22,6 +22,7 @@ from _report import environment, save, table
 from torch.utils.data import DataLoader
 
 from srpipe.config import PrepareParams, TrainParams
+from srpipe.cost import pick_device
 from srpipe.data.store import PatchDataset, StepSampler, Store
 from srpipe.models import create_model
 from srpipe.stages.download import download
@@ -47,7 +48,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=96)
     args = ap.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     env = environment() | {"device": str(device)}
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = make_store(Path(tmp), args.scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import statistics
@@ -15,10 +16,13 @@ from srpipe.models import count_params
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """`auto` = the first CUDA device when there is one, else the CPU; anything else as torch spells it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """`auto` = this process's CUDA device when there is one (torchrun's LOCAL_RANK, else the first), else the CPU;
+    anything else as torch spells it."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
 
 def device_name(device: torch.device) -> str:

@@ -16,7 +16,7 @@ from srpipe.config import EvaluateParams
 from srpipe.data.images import list_images, load_image, save_png
 from srpipe.degrade import bicubic_lr
 from srpipe.fsio import write_json
-from srpipe.inference import super_resolve, to_uint8
+from srpipe.inference import for_inference, super_resolve, to_uint8
 from srpipe.metrics import score
 from srpipe.models import create_model, get_card
 from srpipe.provenance import dvc_md5, file_digest, git_commit
@@ -73,9 +73,7 @@ def evaluate(
         net = create_model(model, scale)
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
-    # NHWC weights make every conv run channels-last: 1.1–1.8× faster on CPU (benches/bench_inference.py), the
-    # tensor-core layout on GPUs.
-    net = net.to(dev, memory_format=torch.channels_last).eval()
+    net = for_inference(net, dev)
     input_space, color = get_card(model).input_space, card.color if card else "rgb"
     channels = 1 if color == "y" else 3
     side = params.flops_input * (scale if input_space == "bicubic" else 1)

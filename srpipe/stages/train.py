@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from srpipe.config import Params
+from srpipe.cost import pick_device
 from srpipe.data.images import save_png
 from srpipe.data.store import Store
 from srpipe.models import count_params, create_model
@@ -36,14 +37,6 @@ def find_vgg19(explicit: str | None) -> Path | None:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     return cached if cached.exists() else None
-
-
-def _device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -82,7 +75,7 @@ def train(
     telemetry_off()
     spec: RunSpec = resolve(model, scale, params.train, **overrides)
     opts = params.train
-    device = _device(opts.device)
+    device = pick_device(opts.device)
     owns_group = _init_distributed(device)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     try:
@@ -91,7 +84,7 @@ def train(
         elif device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(spec.seed)
-        net = create_model(model, scale, spec.config, channels=1 if spec.color == "y" else 3, **spec.arch)
+        net = create_model(model, scale, spec.config, channels=net_channels(spec), **spec.arch)
         if count_params(net) == 0:
             raise ValueError(f"{model} has no parameters to train")
         if init_weights is not None:
