@@ -180,21 +180,17 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     manifests = sorted(str(file_digest(m)) for m in raw.glob("*/MANIFEST.json"))
     raw_digest = "".join(manifests)
     prepare_task.with_options(refresh_cache=not store.exists())(raw, store, p.prepare, p.pipeline.scales, raw_digest)
-    jobs = [{"model": m, "scale": s, "out": str(models_dir / f"{m}_x{s}.pt")} for m, s in p.pipeline.jobs()]
+
+    def weights(model: str, scale: int) -> Path:
+        return models_dir / f"{model}_x{scale}.pt"
+
+    jobs = [{"model": m, "scale": s, "out": str(weights(m, s))} for m, s in p.pipeline.jobs()]
     jobs += [
-        {
-            "model": f.model,
-            "scale": s,
-            "out": str(models_dir / f"{f.model}_x{s}.pt"),
-            "init": str(models_dir / f"{f.init}_x{s}.pt"),
-        }
-        for f in p.pipeline.finetune
-        for s in p.pipeline.scales
+        {"model": m, "scale": s, "out": str(weights(m, s)), "init": str(weights(init, s))}
+        for m, s, init in p.pipeline.finetuned()
     ]
     trained = train_all.with_options(task_runner=training_runner(p))(jobs, store, p, parent)
-    evaluated = [("bicubic", s, None) for s in p.pipeline.scales] + [
-        (j["model"], j["scale"], Path(j["out"])) for j in jobs
-    ]
+    evaluated = [(m, s, None if m == "bicubic" else weights(m, s)) for m, s in p.pipeline.evaluated()]
     evaluate_all(evaluated, raw, raw_digest, eval_dir, p, parent)
     board = leaderboard_task(eval_dir, Path(root) / "leaderboard", raw, p, parent)
     return {"trained": trained, "evaluated": len(evaluated), "leaderboard": board}

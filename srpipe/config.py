@@ -51,10 +51,13 @@ class PipelineParams:
         grid = [(m, s) for m in self.models for s in self.scales]
         return grid + [(j.model, j.scale) for j in self.extra.values()]
 
+    def finetuned(self) -> list[tuple[str, int, str]]:
+        """Every (model, scale, init model) trained from another model's weights at the same scale."""
+        return [(f.model, s, f.init) for f in self.finetune for s in self.scales]
+
     def evaluated(self) -> list[tuple[str, int]]:
         """Every (model, scale) the pipeline evaluates: bicubic, the trained jobs and the finetuned ones."""
-        finetuned = [(f.model, s) for f in self.finetune for s in self.scales]
-        return [("bicubic", s) for s in self.scales] + self.jobs() + finetuned
+        return [("bicubic", s) for s in self.scales] + self.jobs() + [(m, s) for m, s, _ in self.finetuned()]
 
 
 @dataclass(frozen=True)
