@@ -17,7 +17,7 @@ PROFILES = ["params.yaml", "params-paper.yaml"]
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profile_jobs_are_supported_and_have_their_params_key(profile: str) -> None:
     p = load_params(ROOT / profile)
-    jobs = p.pipeline.jobs() + [(f.model, s) for f in p.pipeline.finetune for s in p.pipeline.scales]
+    jobs = p.pipeline.jobs() + [(m, s) for m, s, _ in p.pipeline.finetuned()]
     assert jobs
     for model, scale in jobs:
         assert scale in get_card(model).scales, f"{profile}: {model} cannot do x{scale}"
