@@ -130,8 +130,8 @@ def training_runner(p: Params) -> Any:
 def train_all(jobs: list[dict], store: Path, p: Params, parent: str) -> dict[str, Any]:
     """Trainings as a subflow, so its task runner (and concurrency limit) is the one params choose.
 
-    Two waves: networks trained from scratch, then those initialised from them (SRGAN from SRResNet), whose cache
-    key includes the digest of the weights they start from.
+    Two waves: networks trained from scratch, then those initialised from them (SRGAN from SRResNet, EDSR x3/x4 from
+    EDSR x2), whose cache key includes the digest of the weights they start from.
     """
     version = data_version(store / "train")
     results: dict[str, Any] = {}
@@ -171,6 +171,7 @@ def evaluate_all(
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     """Run every stage for the models × scales in `params_path`; paths are those dvc.yaml declares."""
     p = load_params(Path(root) / params_path)
+    p.pipeline.check_models()  # an unknown model or unsupported scale fails here, before any download or training
     data = Path(root) / "data"
     raw, store, models_dir, eval_dir = data / "raw", data / "prepared", data / "models", data / "eval"
     key = f"{p.digest()}-{git_commit(root)[:12] or 'nogit'}"
@@ -188,6 +189,10 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     jobs += [
         {"model": m, "scale": s, "out": str(weights(m, s)), "init": str(weights(init, s))}
         for m, s, init in p.pipeline.finetuned()
+    ]
+    jobs += [  # EDSR/RDN/RCAN x3/x4 from their x2: the body loaded, the up-sampler fresh
+        {"model": m, "scale": s, "out": str(weights(m, s)), "init": str(weights(m, init_scale))}
+        for m, s, init_scale in p.pipeline.cross_scaled()
     ]
     trained = train_all.with_options(task_runner=training_runner(p))(jobs, store, p, parent)
     evaluated = [(m, s, None if m == "bicubic" else weights(m, s)) for m, s in p.pipeline.evaluated()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,17 @@ Configuration lives in params.yaml (--params); every stage reads it once.
 """
 
 
+def _params_path(args: argparse.Namespace) -> str | None:
+    """--params as given (a missing file is an error), else ./params.yaml when there is one, else the defaults."""
+    if args.params is not None:
+        return args.params
+    return "params.yaml" if Path("params.yaml").is_file() else None
+
+
 def _params(args: argparse.Namespace) -> Any:
     from srpipe.config import load_params
 
-    return load_params(args.params)
+    return load_params(_params_path(args))
 
 
 def _parent_run(params: Any) -> str | None:
@@ -124,12 +132,13 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         experiment=params.tracking.experiment,
         parent_run_id=_parent_run(params) if args.track else None,
         progress=not args.no_progress,
+        protocol=args.protocol,
     )
     for name, d in result["datasets"].items():
         print(f"{args.model} x{args.scale} on {name}")
         for im in d["images"]:
             print(f"  {im['name']:<16} PSNR {im['psnr']:7.3f} dB  SSIM {im['ssim']:.4f}")
-        print(f"  {'mean':<16} PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}  (Y, crop {args.scale})")
+        print(f"  {'mean':<16} PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}  (Y, crop {args.scale}, {args.protocol})")
     return None
 
 
@@ -186,14 +195,47 @@ def _human(n: int | None) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
 
 
+def _mirrors(args: argparse.Namespace) -> list[str]:
+    return [*args.mirror, *_params(args).data.mirrors]
+
+
+def cmd_import(args: argparse.Namespace) -> Any:
+    from srpipe.stages.import_weights import import_released, import_weights
+
+    if args.released:
+        cache = Path(args.cache)
+        return {"out": str(import_released(args.released, Path(args.out_dir), cache / "downloads", _mirrors(args)))}
+    if not (args.file and args.model and args.scale and args.out):
+        raise SystemExit("import: give FILE --model M --scale S --out OUT.pt, or --released NAME")
+    return import_weights(
+        Path(args.file),
+        args.model,
+        args.scale,
+        Path(args.out),
+        args.format,
+        args.variant or "paper",
+        source=args.source,
+    )
+
+
 def cmd_upscale(args: argparse.Namespace) -> Any:
     from srpipe.stages.upscale import upscale
 
+    weights = args.weights and Path(args.weights)
+    if args.released:
+        from srpipe.released import find_released
+        from srpipe.stages.import_weights import import_released
+
+        if args.weights or args.scale is None:
+            raise SystemExit("upscale: --released takes --scale and no --weights")
+        spec = find_released(args.model, args.scale)
+        cache = Path(args.released_cache)
+        weights = import_released(spec.name, cache, cache / "downloads", _mirrors(args), not args.no_progress)
     return upscale(
         [Path(p) for p in args.inputs],
         Path(args.out),
         args.model,
-        weights=args.weights and Path(args.weights),
+        weights=weights,
         scale=args.scale,
         tile=args.tile,
         overlap=args.tile_overlap,
@@ -210,10 +252,18 @@ def cmd_run(args: argparse.Namespace) -> Any:
     path = Path(args.flow)
     if not path.exists():
         raise SystemExit(f"run: {path} not found; run it from the project root (where dvc.yaml is) or pass --flow")
+    _params(args).pipeline.check_models()  # an unknown model or scale fails now, not after download and training
     spec = importlib.util.spec_from_file_location("srpipe_flow", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.pipeline(params_path=args.params)
+    return module.pipeline(params_path=_params_path(args) or "params.yaml")
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,9 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+    p.add_argument("--params", help="parameters file (default: params.yaml if present, else built-in defaults)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("--debug", action="store_true", help=f"show the traceback of an error (also {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Any, help: str, description: str) -> argparse.ArgumentParser:
@@ -290,10 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="require a checkpoint to resume from")
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     t.add_argument("--config", choices=["paper", "tiny"], help="architecture config (default: params train.config)")
-    t.add_argument("--iterations", type=int, help="training budget in iterations")
+    t.add_argument("--iterations", type=_positive, help="training budget in iterations")
     t.add_argument("--lr", type=float, help="learning rate")
-    t.add_argument("--batch-size", type=int, help="batch size (global, split over DDP processes)")
-    t.add_argument("--patch-size", type=int, help="HR patch side")
+    t.add_argument("--batch-size", type=_positive, help="batch size (global, split over DDP processes)")
+    t.add_argument("--patch-size", type=_positive, help="HR patch side")
     t.add_argument("--color", choices=["rgb", "y", "paper"], help="train on RGB, on Y, or as the paper did")
 
     e = add(
@@ -316,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the results as JSON here")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
     e.add_argument("--track", action="store_true", help="record an MLflow run (tracking URI from params)")
+    e.add_argument(
+        "--protocol",
+        choices=["rgb", "y-matlab", "rgb-float"],
+        default="rgb",
+        help="how LR inputs are made and scored: srpipe's rgb (default), or the Y-channel papers' test code "
+        "(y-matlab: SRCNN/VDSR, rgb-float: LapSRN); see srpipe/protocols.py",
+    )
 
     lb = add(
         "leaderboard",
@@ -356,6 +414,35 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
     u.add_argument("--device", default="auto", help="cpu, cuda ... (default: auto; fp16/bf16 on CUDA)")
     u.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    u.add_argument(
+        "--released",
+        action="store_true",
+        help="use the authors' released weights for --model/--scale (catalog srpipe/data/released.yaml), fetched "
+        "through --mirror / params data.mirrors / $SRPIPE_MIRRORS and converted once into --released-cache",
+    )
+    u.add_argument("--released-cache", default="data/released", help="converted weights (default: %(default)s)")
+    u.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
+
+    im = add(
+        "import",
+        cmd_import,
+        "convert the authors' released weights",
+        "Convert a released checkpoint (SRCNN/VDSR MATLAB .mat, MatConvNet DagNN .mat, EDSR-PyTorch-family or\n"
+        "BasicSR/mmagic .pth) into an srpipe weights file that evaluate/upscale --weights take. Torch files load\n"
+        "with weights_only: a pickled model is refused. Or --released NAME: a catalog entry, fetched and converted.",
+    )
+    im.add_argument("file", nargs="?", help="the released checkpoint")
+    im.add_argument("--model", help="registered name (see `srpipe models`)")
+    im.add_argument("--scale", type=int)
+    im.add_argument("--out", help="the srpipe weights file to write")
+    formats = ["srcnn-mat", "vdsr-mat", "lapsrn-dagnn", "edsr-pytorch"]
+    im.add_argument("--format", choices=formats, help="default: detected from the file")
+    im.add_argument("--variant", help="the srpipe config the file fits, e.g. 9-1-5 for SRCNN (default: paper)")
+    im.add_argument("--source", default="", help="where the file came from (repository/URL), for the card")
+    im.add_argument("--released", metavar="NAME", help="a catalog entry (srpipe/data/released.yaml) instead of FILE")
+    im.add_argument("--out-dir", default="data/released", help="with --released: where NAME.pt goes")
+    im.add_argument("--cache", default="data/released", help="with --released: downloads go to CACHE/downloads")
+    im.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
 
     r = add(
         "run",
@@ -366,6 +453,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--flow", default="flows/pipeline.py", help="the flow file (default: %(default)s)")
     return p
+
+
+DEBUG_ENV = "SRPIPE_DEBUG"
+
+
+def _error(e: BaseException) -> tuple[str, int]:
+    """The one-line (or one-paragraph) message and exit status for an error that ends a command.
+
+    srpipe's own errors say what went wrong and what to do at the raise site; the types below are the ones user input
+    can cause (bad files, names, values, a full disk, a tracking store). Anything else is a bug: one line, exit 1.
+    """
+    if isinstance(e, KeyboardInterrupt):  # the training stage words its own (checkpoint kept, how to resume)
+        return str(e) or "interrupted", 130
+    # str() of a KeyError adds quotes around the message: take the message itself.
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e) or type(e).__name__
+    # torch's "re-run with weights_only=False" advice invites running a stranger's code: never pass it on.
+    msg = "\n".join(line for line in msg.splitlines() if "weights_only" not in line).strip() or type(e).__name__
+    if isinstance(e, (OSError, ValueError, LookupError, RuntimeError, EOFError, ArithmeticError, MemoryError)):
+        return msg, 2
+    if type(e).__module__.split(".")[0] in ("mlflow", "sqlalchemy", "yaml", "pickle", "_pickle"):
+        return f"{type(e).__name__}: {msg}", 2
+    return f"unexpected error ({type(e).__name__}: {msg}); rerun with --debug for the traceback", 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,11 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     telemetry_off()
     try:
         result = args.fn(args)
-    except (FileNotFoundError, ValueError, KeyError, OSError, RuntimeError) as e:  # srpipe's errors say what to do
-        if args.verbose:
+    except (Exception, KeyboardInterrupt) as e:
+        if args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
-        return 2
+        msg, status = _error(e)
+        log.error("%s", msg)
+        return status
     if result is not None and args.command not in ("models",):
         log.info("done: %s", json.dumps(result, default=str)[:2000])
     return 0

@@ -17,6 +17,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 
+def _at_least(owner: object, minimum: float, *names: str) -> None:
+    """Every named field that is set (not None) is a number ≥ `minimum`: 0 never silently means "default"."""
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None and not value >= minimum:  # `not >=` also catches NaN
+            raise ValueError(f"{name} must be ≥ {minimum:g}, got {value!r}")
+
+
+def _one_of(owner: object, name: str, allowed: tuple[Any, ...]) -> None:
+    value = getattr(owner, name)
+    if value is not None and value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class FinetuneJob:
     model: str  # trained starting from the weights of `init` (SRGAN from SRResNet, as the paper does)
@@ -30,6 +44,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class CrossScaleJob:
+    """`model` at `scale`, trained starting from its own trained model at `init_scale` (EDSR Sec. 4.2: x3 and x4
+    from x2): the body is loaded, the up-sampler a different shape is left at its fresh initialisation."""
+
+    model: str
+    scale: int
+    init_scale: int
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     """What the pipeline produces: which networks at which scales (bicubic is always the baseline row)."""
 
@@ -38,12 +62,44 @@ class PipelineParams:
     finetune: tuple[FinetuneJob, ...] = ()  # trained from another model's weights, after it, at every scale
     # Off-grid pairs, named "<model>_x<scale>" (LapSRN and DRN have no x3, so they cannot sit in a x2/x3/x4 grid).
     extra: dict[str, Job] = field(default_factory=dict)
+    # Pairs trained from the same model at another scale, named "<model>_x<scale>", after it (EDSR/RDN/RCAN x3 and
+    # x4 from x2). Their model is not in `models` (that would train the pair twice); its init scale is a job above.
+    cross_scale: dict[str, CrossScaleJob] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not self.scales or any(s < 2 for s in self.scales) or len(set(self.scales)) != len(self.scales):
+            raise ValueError(f"scales must be distinct upscaling factors ≥ 2, got {list(self.scales)}")
         for name, job in self.extra.items():
             if name != f"{job.model}_x{job.scale}" or job.scale not in self.scales:
                 raise ValueError(
                     f"pipeline.extra.{name}: must be named {job.model}_x{job.scale} and its scale be in pipeline.scales"
+                )
+        trained = self.jobs()
+        for name, c in self.cross_scale.items():
+            where = f"pipeline.cross_scale.{name}"
+            if name != f"{c.model}_x{c.scale}" or c.scale not in self.scales:
+                raise ValueError(f"{where}: must be named {c.model}_x{c.scale} and its scale be in pipeline.scales")
+            if (c.model, c.init_scale) not in trained:
+                raise ValueError(f"{where}: starts from {c.model} x{c.init_scale}, which no pipeline job trains")
+            if c.scale == c.init_scale:
+                raise ValueError(f"{where}: init_scale must differ from scale (same-scale starts are `finetune`)")
+            if (c.model, c.scale) in trained:
+                raise ValueError(f"{where}: {c.model} x{c.scale} is already trained from scratch (models or extra)")
+
+    def check_models(self) -> None:
+        """Every model named here is registered and supports its scales: checked before any download or training.
+
+        Not in `__post_init__`: it imports the model registry (torch), which reading params must not.
+        """
+        from srpipe.models import get_card
+
+        needed = [*self.jobs(), *((m, s) for m, s, _ in self.finetuned()), *((i, s) for _, s, i in self.finetuned())]
+        needed += [(m, s) for m, s, _ in self.cross_scaled()]
+        for model, scale in dict.fromkeys(needed):
+            card = get_card(model)  # KeyError naming the known models
+            if scale not in card.scales:
+                raise ValueError(
+                    f"pipeline: {model} has no x{scale} (it supports {', '.join(f'x{s}' for s in card.scales)})"
                 )
 
     def jobs(self) -> list[tuple[str, int]]:
@@ -55,9 +111,14 @@ class PipelineParams:
         """Every (model, scale, init model) trained from another model's weights at the same scale."""
         return [(f.model, s, f.init) for f in self.finetune for s in self.scales]
 
+    def cross_scaled(self) -> list[tuple[str, int, int]]:
+        """Every (model, scale, init scale) trained from the same model's weights at another scale."""
+        return [(c.model, c.scale, c.init_scale) for c in self.cross_scale.values()]
+
     def evaluated(self) -> list[tuple[str, int]]:
-        """Every (model, scale) the pipeline evaluates: bicubic, the trained jobs and the finetuned ones."""
-        return [("bicubic", s) for s in self.scales] + self.jobs() + [(m, s) for m, s, _ in self.finetuned()]
+        """Every (model, scale) the pipeline evaluates: bicubic, the trained jobs, the finetuned and cross-scale."""
+        started = [(m, s) for m, s, _ in self.finetuned()] + [(m, s) for m, s, _ in self.cross_scaled()]
+        return [("bicubic", s) for s in self.scales] + self.jobs() + started
 
 
 @dataclass(frozen=True)
@@ -67,6 +128,14 @@ class DataParams:
     local: dict[str, str] = field(default_factory=dict)  # dataset → folder of images (e.g. Manga109)
     timeout: float = 30.0
     retries: int = 4
+
+    def __post_init__(self) -> None:
+        for name, kind in self.datasets.items():
+            if kind not in ("required", "optional"):
+                raise ValueError(f"datasets.{name} must be required or optional, got {kind!r}")
+        _at_least(self, 0, "retries")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
 
     @property
     def optional(self) -> tuple[str, ...]:
@@ -81,6 +150,9 @@ class PrepareParams:
     stride: int = 24  # LR pixels between neighbouring index patches
     max_valid_side: int = 256  # validation images are centre-cropped to this HR side to keep validation quick
 
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "lr_patch", "stride", "max_valid_side")
+
 
 @dataclass(frozen=True)
 class ModelParams:
@@ -93,8 +165,15 @@ class ModelParams:
     lr: float | None = None
     color: str | None = None  # "rgb" | "y" | "paper"
     init_from: str | None = None  # another model's weights initialise this one (SRGAN ← SRResNet)
+    datasets: tuple[str, ...] | None = None  # train-store datasets it learns from (DRN: DIV2K + Flickr2K = DF2K)
     arch: dict[str, Any] = field(default_factory=dict)  # create_model overrides (e.g. features: 32)
     recipe: dict[str, Any] = field(default_factory=dict)  # Recipe overrides (e.g. milestones: [0.8])
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "iterations", "batch_size", "patch_size")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        _one_of(self, "color", ("rgb", "y", "paper"))
 
 
 @dataclass(frozen=True)
@@ -116,7 +195,17 @@ class TrainParams:
     deterministic: bool = False
     vgg_weights: str | None = None  # torchvision vgg19 state dict for SRGAN's VGG54 loss; else the hub cache
     recipe: dict[str, Any] = field(default_factory=dict)  # Recipe overrides for every model (a CPU profile's)
+    # Datasets of the train store (by name, e.g. DIV2K) every model learns from unless its entry says otherwise;
+    # () = every image prepare put in the store.
+    datasets: tuple[str, ...] = ()
     models: dict[str, ModelParams] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "iterations", "val_every", "ckpt_every", "log_every", "max_bad_steps")
+        _at_least(self, -1, "workers")
+        _one_of(self, "color", ("rgb", "y", "paper"))
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
     def for_model(self, name: str) -> ModelParams:
         return self.models.get(name, ModelParams())
@@ -126,15 +215,25 @@ class TrainParams:
 class EvaluateParams:
     datasets: tuple[str, ...] = ("sample/test",)  # "<dataset>/<split>" folders under data/raw; absent ones skipped
     self_ensemble: bool = False
+    # Models evaluated with the x8 self-ensemble whatever `self_ensemble` says: those whose published figures use it
+    # (RED30: the authors' test code averages the 8 flips/rotations; its card says so), to compare like with like.
+    self_ensemble_models: tuple[str, ...] = ()
     tile: int = 0  # 0 = whole image unless it would not fit, then tiles
     tile_overlap: int = 16
     flops_input: int = 64  # FLOPs are counted for an LR input of this side (the leaderboard states it)
     latency_repeats: int = 5
 
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "tile", "tile_overlap")
+        _at_least(self, 1, "flops_input", "latency_repeats")
+
 
 @dataclass(frozen=True)
 class LeaderboardParams:
     visual_crop: int = 96  # HR side of the zoomed crop in visual_<dataset>.png
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "visual_crop")
 
 
 @dataclass(frozen=True)
@@ -150,6 +249,10 @@ class OrchestrationParams:
     dask_address: str | None = None  # an existing Dask scheduler; None with "dask" = a local cluster
     max_concurrent_trainings: int = 1
     cron: str = "0 2 * * *"
+
+    def __post_init__(self) -> None:
+        _one_of(self, "task_runner", ("threads", "dask"))
+        _at_least(self, 1, "max_concurrent_trainings")
 
 
 @dataclass(frozen=True)
@@ -209,15 +312,24 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "params") -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-    return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    fields = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**fields)
+    except ValueError as e:  # a __post_init__ check: say where the offending section is
+        raise ValueError(f"{where}: {e}") from None
 
 
 def load_params(path: str | os.PathLike[str] | None = "params.yaml") -> Params:
-    """Read params.yaml (absent file → all defaults)."""
+    """Read a params file; None gives all defaults. A named file that is missing or not YAML is an error naming it."""
     import yaml
 
-    if path is None or not Path(path).exists():
+    if path is None:
         return Params()
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such parameters file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     return from_dict(Params, data, where=str(path))

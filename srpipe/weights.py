@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +32,14 @@ class WeightsCard:
     git_commit: str = ""
     mlflow_run_id: str = ""
     note: str = ""  # e.g. "SRGAN-MSE: no VGG19 weights, trained with the MSE content loss"
+    # Provenance (defaults keep older files readable): "trained here" or "released" (the authors' checkpoint,
+    # converted by `srpipe import`); for released weights the repository/URL, the original file's sha256, the
+    # authors' training data and their name for the variant (e.g. "SRCNN 9-5-5 (ImageNet)").
+    origin: str = "trained here"
+    source: str = ""
+    source_sha256: str = ""
+    training_data: str = ""
+    variant: str = ""
 
     @property
     def channels(self) -> int:
@@ -48,13 +55,9 @@ def save_weights(path: str | os.PathLike[str], card: WeightsCard, state_dict: di
 
 
 def read_card(path: str | os.PathLike[str]) -> tuple[WeightsCard, dict[str, torch.Tensor]]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable weights file ({e})") from e
+    from srpipe.tensorfile import load
+
+    blob = load(path, "weights file")  # data only; errors name the file and never advise weights_only=False
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not an srpipe weights file (format {FORMAT!r} expected)")
     return WeightsCard(**blob["card"]), blob["state_dict"]

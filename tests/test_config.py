@@ -52,4 +52,54 @@ def test_unknown_keys_and_bad_types_name_their_path() -> None:
         from_dict(Params, {"train": {"val_every": "often"}})
     with pytest.raises(ValueError, match=r"pipeline\.extra\.lapsrn_x3: must be named lapsrn_x8"):
         from_dict(Params, {"pipeline": {"scales": [8], "extra": {"lapsrn_x3": {"model": "lapsrn", "scale": 8}}}})
-    assert load_params(ROOT / "no-such-file.yaml") == Params()
+    assert load_params(None) == Params()
+
+
+def test_a_named_params_file_that_is_missing_or_not_yaml_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no-such-file\.yaml: no such parameters file"):
+        load_params(tmp_path / "no-such-file.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n  x: {")
+    with pytest.raises(ValueError, match=r"bad\.yaml: not valid YAML \(.*line \d+"):
+        load_params(bad)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("train", {"iterations": 0}, r"params\.train: iterations must be ≥ 1, got 0"),
+        ("train", {"iterations": -5}, r"iterations must be ≥ 1, got -5"),
+        ("train", {"val_every": 0}, r"val_every must be ≥ 1, got 0"),
+        ("train", {"ckpt_every": 0}, r"ckpt_every must be ≥ 1"),
+        ("train", {"log_every": -1}, r"log_every must be ≥ 1"),
+        ("train", {"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+        ("train", {"color": "bgr"}, r"color must be one of rgb, y, paper"),
+        ("train", {"models": {"edsr": {"iterations": 0}}}, r"params\.train\.models\.edsr: iterations must be ≥ 1"),
+        ("train", {"models": {"edsr": {"lr": 0.0}}}, r"lr must be > 0"),
+        ("pipeline", {"scales": [0]}, r"params\.pipeline: scales must be distinct upscaling factors ≥ 2, got \[0\]"),
+        ("pipeline", {"scales": [1]}, r"scales must be distinct upscaling factors ≥ 2"),
+        ("pipeline", {"scales": []}, r"scales must be"),
+        ("prepare", {"stride": 0}, r"params\.prepare: stride must be ≥ 1, got 0"),
+        ("data", {"datasets": {"Set5": "maybe"}}, r"datasets\.Set5 must be required or optional"),
+        ("data", {"timeout": 0}, r"timeout must be > 0"),
+        ("evaluate", {"tile": -1}, r"tile must be ≥ 0"),
+        ("orchestration", {"max_concurrent_trainings": 0}, r"max_concurrent_trainings must be ≥ 1"),
+    ],
+)
+def test_budgets_and_cadences_are_checked_when_params_are_read(section: str, values: dict, message: str) -> None:
+    # Before: iterations 0 meant "the paper's total", -5 wrote an untrained model, val_every 0 and scales [0] were
+    # ZeroDivisionErrors deep inside the stages.
+    with pytest.raises(ValueError, match=message):
+        from_dict(Params, {section: values})
+
+
+def test_pipeline_models_and_scales_are_checked_before_any_work() -> None:
+    with pytest.raises(KeyError, match="nosuchnet"):
+        from_dict(Params, {"pipeline": {"models": ["nosuchnet"]}}).pipeline.check_models()
+    with pytest.raises(ValueError, match=r"lapsrn has no x3"):
+        from_dict(Params, {"pipeline": {"models": ["lapsrn"], "scales": [3]}}).pipeline.check_models()
+    with pytest.raises(KeyError, match="nosuchinit"):
+        finetune = [{"model": "srgan", "init": "nosuchinit"}]
+        from_dict(Params, {"pipeline": {"models": ["srresnet"], "finetune": finetune}}).pipeline.check_models()
+    for profile in PROFILES:
+        load_params(ROOT / profile).pipeline.check_models()

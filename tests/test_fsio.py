@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from srpipe.fsio import atomic_dir, atomic_path, write_json
+from srpipe.fsio import _host, _owner, atomic_dir, atomic_path, sweep, write_json
 
 
 def test_a_failed_file_write_keeps_the_previous_file_and_no_temp(tmp_path: Path) -> None:
@@ -65,3 +67,31 @@ def test_concurrent_dir_writers_to_one_path_each_publish_a_whole_tree(tmp_path: 
     contents = {p.name: p.read_text() for p in dest.iterdir()}
     assert sorted(contents) == ["hr.bin", "lr.bin", "meta.json"] and len(set(contents.values())) == 1  # one writer's
     assert [p.name for p in tmp_path.iterdir()] == ["prepared"]  # every temp and moved-aside tree is gone
+
+
+def test_a_tree_hidden_by_a_writer_killed_between_the_renames_is_restored(tmp_path: Path) -> None:
+    # Before: a kill between _swap_in's two renames left data/prepared missing, its store hidden as .prepared.old.*.
+    dest = tmp_path / "prepared"
+    with atomic_dir(dest) as tmp:
+        (tmp / "meta.json").write_text("old store")
+    hidden = tmp_path / ".prepared.old.0123456789ab"  # the name today's srpipe gives it
+    os.replace(dest, hidden)
+    (tmp_path / ".prepared.k3j5h2l1.tmp").mkdir()  # the new tree that never made it
+    sweep(dest)
+    assert (dest / "meta.json").read_text() == "old store"
+    assert [p.name for p in tmp_path.iterdir()] == ["prepared"]
+
+
+def test_leftovers_of_killed_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    dest = tmp_path / "Set5"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = f"{_host()}-{int(dead.stdout)}"  # a pid that has exited
+    leftovers = [f".Set5.{gone}.a1b2c3d4.tmp", ".Set5.a1b2c3d4.tmp", f".Set5.old.{gone}.0123456789ab"]
+    live = [f".Set5.{_owner()}.zzzzzzzz.tmp", f".Set5.ffffff-{os.getpid()}.yyyyyyyy.tmp"]  # ours; another host's
+    unrelated = [".Set5.json.a1b2c3d4.tmp", "Set5x", ".Set14.a1b2c3d4.tmp"]
+    for name in leftovers + live + unrelated:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text("x")
+    with atomic_dir(dest) as tmp:  # every publication sweeps first
+        (tmp / "a.png").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["Set5", *live, *unrelated])

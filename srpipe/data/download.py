@@ -144,8 +144,10 @@ def _locked(dest: Path) -> Iterator[None]:
 
 def _retryable(e: BaseException) -> bool:
     reason = getattr(e, "reason", e)
-    if isinstance(reason, socket.gaierror) and reason.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
-        return False  # the host name does not resolve: offline or a dead domain, seconds of retrying will not help
+    if isinstance(reason, socket.gaierror):
+        # The host name does not resolve: offline, no DNS, or a dead domain. Even EAI_AGAIN ("temporary failure",
+        # what a machine without network reports) does not heal in the seconds a backoff waits: try the next source.
+        return False
     if isinstance(e, urllib.error.HTTPError):  # before URLError/OSError: it is both
         return e.code >= 500 or e.code in (408, 429)
     return isinstance(e, (urllib.error.URLError, OSError, http.client.HTTPException))

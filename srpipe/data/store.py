@@ -4,7 +4,8 @@ Layout of a store folder (the contract between `prepare` and `train`, nanoGPT's 
     hr.u8            every HR image (modcropped), H×W×3 uint8, back to back
     lr_x<s>.u8       the same images degraded with MATLAB bicubic at each scale
     images.parquet   id, name, dataset, height, width, gray, hr_offset, lr_x<s>_offset
-    patches.parquet  image_id, scale, y, x, size: LR-pixel windows on a grid, where training crops its patches
+    patches.parquet  image_id, scale, y, x, size: LR-pixel windows on a grid, where training draws its patches (a
+                     crop starts inside its window or within a stride after it, so every image offset is drawn)
     meta.json        format version, scales, counts and the params that made it
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,10 @@ class Store:
         meta_path = self.root / "meta.json"
         if not meta_path.exists():
             raise FileNotFoundError(f"{self.root}: not a prepared patch store (no meta.json); run `srpipe prepare`")
-        self.meta = json.loads(meta_path.read_text())
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{meta_path}: unreadable ({e}); rebuild the store with `srpipe prepare`") from None
         if self.meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{self.root}: store format {self.meta.get('format')}, expected {FORMAT_VERSION}")
         self.images = pd.read_parquet(self.root / "images.parquet")
@@ -116,6 +120,7 @@ class PatchDataset(Dataset):
         bicubic_input: bool = False,
         augment: bool = True,
         seed: int = 0,
+        datasets: Sequence[str] = (),
     ) -> None:
         if hr_patch % scale:
             raise ValueError(f"HR patch {hr_patch} is not a multiple of x{scale}")
@@ -123,11 +128,24 @@ class PatchDataset(Dataset):
         self.color, self.bicubic_input, self.augment, self.seed = color, bicubic_input, augment, seed
         self.index = store.patches(scale)
         self.index = self.index[self.index[:, 3] >= self.p]
+        if datasets:  # only these datasets' images (DRN learns from DIV2K + Flickr2K, EDSR from DIV2K alone)
+            names = store.images["dataset"].to_numpy()
+            if missing := sorted(set(datasets) - set(names)):
+                raise ValueError(f"{store.root} holds no {missing} images (it holds {sorted(set(names))})")
+            self.index = self.index[np.isin(names[self.index[:, 0]], list(datasets))]
         if len(self.index) == 0:
             raise ValueError(
                 f"{store.root}: no index patch holds a {self.p}-px LR patch at x{scale}; "
                 f"raise prepare.lr_patch or lower the model's patch size"
             )
+        # A crop may start up to one stride past its window's own start range (staying inside the image), so the
+        # starts of neighbouring windows' crops meet: every offset of the image is drawn, even when the patch is as
+        # large as the window (DRN's 96-px LR patch in 96-px windows would otherwise sit on the 48-px grid only).
+        self.stride = int(store.meta.get("params", {}).get("stride", 1))
+        lr_h = store.images["height"].to_numpy(np.int64) // scale
+        lr_w = store.images["width"].to_numpy(np.int64) // scale
+        ids = self.index[:, 0]
+        self.max_y, self.max_x = lr_h[ids] - self.p, lr_w[ids] - self.p  # the last valid crop start per window
 
     def __len__(self) -> int:
         return 2**62  # an endless stream, addressed by sample number
@@ -150,9 +168,11 @@ class PatchDataset(Dataset):
     def locate(self, g: int) -> tuple[int, int, int, tuple[bool, bool, bool]]:
         """Where sample `g` comes from: image id, LR top-left (y, x), and (flip_h, flip_v, transpose)."""
         rng = np.random.default_rng((self.seed, g))
-        image_id, y, x, size = self.index[rng.integers(len(self.index))]
-        y += rng.integers(size - self.p + 1)
-        x += rng.integers(size - self.p + 1)
+        row = rng.integers(len(self.index))
+        image_id, y, x, size = self.index[row]
+        span = max(size - self.p, self.stride - 1)  # inside the window, or into the stride that follows it
+        y += rng.integers(min(span, self.max_y[row] - y) + 1)
+        x += rng.integers(min(span, self.max_x[row] - x) + 1)
         flips = tuple(bool(f) for f in rng.integers(2, size=3)) if self.augment else (False, False, False)
         return int(image_id), int(y), int(x), flips
 

@@ -61,7 +61,9 @@ def _save(fig: Figure, path: Path) -> None:
 def _cost_panel(ax: Axes, rows: Sequence[Mapping[str, Any]], cost: str, baseline: float | None) -> None:
     if baseline is not None:
         ax.axhline(baseline, ls="--", lw=1, color="grey", label=f"bicubic {baseline:.2f} dB")
-    pts = [(r[cost], r["psnr"], label(r["model"], r["self_ensemble"])) for r in rows if (r[cost] or 0) > 0]
+    pts = [
+        (r[cost], r["psnr"], label(r["model"], r["self_ensemble"], r.get("source"))) for r in rows if (r[cost] or 0) > 0
+    ]
     if not pts:
         ax.text(0.5, 0.5, f"no {cost} figures", transform=ax.transAxes, ha="center", va="center")
     else:

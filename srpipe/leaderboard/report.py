@@ -59,6 +59,13 @@ def _paper_iterations(model: str) -> int | None:
         return None
 
 
+def _published_self_ensemble(model: str) -> bool:
+    try:
+        return get_card(model).published_self_ensemble
+    except KeyError:
+        return False
+
+
 def notes(r: Mapping[str, Any]) -> str:
     """What a reader must know to judge a row: baseline, config, training budget, colour, ensemble, training note."""
     out = ["baseline"] if r["model"] == "bicubic" else []
@@ -68,10 +75,21 @@ def notes(r: Mapping[str, Any]) -> str:
         paper = _paper_iterations(r["model"])
         # "reference", not "paper": several papers state no total; the model card says where each figure comes from.
         out.append(f"{r['train_iterations']:,} it." + (f" (reference {paper:,})" if paper else ""))
-    if r["train_color"] == "y":
+    if r.get("source") == "released":
+        out.append(f"released weights ({r.get('training_data') or 'authors’ data'})")
+    elif r["train_color"] == "y":
         out.append("trained on Y")
+    if r.get("protocol") not in (None, "rgb"):
+        out.append(f"protocol {r['protocol']} (the paper's test code)")
+    published_ensemble = _published_self_ensemble(r["model"])
     if r["self_ensemble"]:
-        out.append("x8 self-ensemble; the published figure is without")
+        out.append(
+            "x8 self-ensemble, as the published figure"
+            if published_ensemble
+            else "x8 self-ensemble; the published figure is without"
+        )
+    elif published_ensemble:
+        out.append("no self-ensemble; the published figure uses the x8 self-ensemble")
     if r["train_note"]:
         out.append(r["train_note"])
     return "; ".join(out)
@@ -82,7 +100,8 @@ def cells(rank: int, r: Mapping[str, Any]) -> list[str]:
     pub = "—" if r["published_psnr"] is None else f"{r['published_psnr']:.2f} / {num(r['published_ssim'], '.4f')}"
     gain = "baseline" if r["model"] == "bicubic" else num(r["gain_psnr_over_bicubic"], "+.2f")
     return [
-        *[str(rank), label(r["model"], r["self_ensemble"]), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", gain, pub],
+        *[str(rank), label(r["model"], r["self_ensemble"], r.get("source")), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"],
+        *[gain, pub],
         *[r["published_status"] or "—", num(r["gap_psnr"], "+.2f"), si(r["params"]), si(r["flops"])],
         *[num(r["latency_ms"], ".1f"), notes(r)],
     ]
@@ -123,5 +142,6 @@ def metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in rows:
         entry = {"psnr": r["psnr"], "ssim": r["ssim"], "gap_psnr": r["gap_psnr"]}
-        out.setdefault(f"x{r['scale']}", {}).setdefault(r["dataset"], {})[label(r["model"], r["self_ensemble"])] = entry
+        name = label(r["model"], r["self_ensemble"], r.get("source"))
+        out.setdefault(f"x{r['scale']}", {}).setdefault(r["dataset"], {})[name] = entry
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ SCHEMA = pa.schema(
         *[("device", _S), ("self_ensemble", pa.bool_())],
         *[("train_iterations", _I), ("train_seconds", _F), ("train_note", _S), ("train_color", _S)],
         *[("weights_sha256", _S), ("git_commit", _S), ("mlflow_run_id", _S), ("eval_mlflow_run_id", _S)],
+        # appended with released weights: where the weights come from, and how the row was measured
+        *[("source", _S), ("protocol", _S), ("weights_source", _S), ("training_data", _S)],
     ]
 )
 
@@ -39,9 +42,9 @@ class EvaluationError(ValueError):
     """An evaluation JSON cannot be used; the message names the file."""
 
 
-def label(model: str, self_ensemble: bool) -> str:
-    """The name a row is shown under: EDSR's "+" marks the x8 self-ensemble."""
-    return model + ("+" if self_ensemble else "")
+def label(model: str, self_ensemble: bool, source: str | None = None) -> str:
+    """The name a row is shown under: EDSR's "+" marks the x8 self-ensemble, " (released)" the authors' weights."""
+    return model + ("+" if self_ensemble else "") + (" (released)" if source == "released" else "")
 
 
 def _problem(ev: Any) -> str | None:
@@ -55,6 +58,17 @@ def _problem(ev: Any) -> str | None:
         if not isinstance(d, dict) or not all(isinstance(d.get(k), (int, float)) for k in ("psnr", "ssim")):
             return f"datasets.{name} needs numeric 'psnr' and 'ssim'"
     return None
+
+
+def _finite(ev: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """`ev` without the datasets whose PSNR or SSIM is NaN or infinite (an empty folder, a broken model), each
+    dropped with a warning naming the file; None if none is left. A nan row would rank and plot as a number."""
+    bad = [name for name, d in ev["datasets"].items() if not all(math.isfinite(d[k]) for k in ("psnr", "ssim"))]
+    for name in bad:
+        log.warning("leaderboard: %s: %s has a non-finite PSNR/SSIM (re-run its evaluation): left out", path, name)
+    if len(bad) == len(ev["datasets"]):
+        return None
+    return {**ev, "datasets": {k: v for k, v in ev["datasets"].items() if k not in bad}} if bad else ev
 
 
 def load_evaluations(eval_dir: Path, include: Collection[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
@@ -74,12 +88,15 @@ def load_evaluations(eval_dir: Path, include: Collection[tuple[str, int]] | None
             raise EvaluationError(f"{path}: not a readable evaluation JSON ({e})") from e
         if problem := _problem(ev):
             raise EvaluationError(f"{path}: {problem}")
+        if not (ev := _finite(ev, path)):
+            continue
         if include is not None and (ev["model"], ev["scale"]) not in include:
             log.info("leaderboard: %s is not part of this pipeline: left out", path)
             continue
-        key = (ev["model"], ev["scale"], bool(ev.get("self_ensemble")))
+        origin = (ev.get("train") or {}).get("origin") if ev.get("weights") else None
+        key = (ev["model"], ev["scale"], bool(ev.get("self_ensemble")), origin)  # released rows sit beside trained
         if key in seen:  # two rows for one key would make "the" number of a model ambiguous
-            raise EvaluationError(f"{path} and {seen[key]} both evaluate {label(key[0], key[2])} x{key[1]}")
+            raise EvaluationError(f"{path} and {seen[key]} both evaluate {label(*key[:1], key[2], key[3])} x{key[1]}")
         seen[key] = path
         evals.append(ev)
     if not evals:
@@ -128,6 +145,12 @@ def _row(ev: Mapping[str, Any], dataset: str, d: Mapping[str, Any], card: Any) -
         "git_commit": ev.get("git_commit") or None,
         "mlflow_run_id": train.get("mlflow_run_id") or None,  # "" means tracking was off: null, not a string
         "eval_mlflow_run_id": ev.get("mlflow_run_id") or None,
+        # "released": the authors' checkpoint (the gap then measures srpipe's architecture + evaluator against the
+        # paper); "trained here": srpipe's own training; null for bicubic, which has no weights.
+        "source": (train.get("origin") or "trained here") if ev.get("weights") else None,
+        "protocol": ev.get("protocol") or "rgb",
+        "weights_source": train.get("source") or None,
+        "training_data": train.get("training_data") or None,
     }
 
 

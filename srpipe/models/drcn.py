@@ -77,8 +77,8 @@ register_model(
         input_space="bicubic",
         color="y",
         recipe=Recipe(
-            # Sec. 3.3: L = α·l1 + (1-α)·l2 + β·||W||², l1 = MSE of each of the D predictions averaged,
-            # l2 = MSE of the weighted average.
+            # Sec. 3.3: L = α·l1 + (1-α)·l2 + β·||W||², l1 = Σ_d Σ_i 1/(2DN)·‖y − ŷ_d‖² (the D predictions' losses
+            # averaged), l2 = Σ_i 1/(2N)·‖y − ŷ‖² (the weighted average's): per image a halved pixel SUM, "euclidean".
             loss="drcn",
             optimizer="sgd",  # Sec. 4: SGD, momentum 0.9, weight decay 1e-4
             lr=0.01,  # Sec. 4: initial rate
@@ -100,6 +100,7 @@ register_model(
                 "alpha_end": 0.0,
                 "alpha_decay_until": 0.25,
                 "beta": 1e-4,
+                "reduction": "euclidean",  # Eq. 7-8's 1/(2N)·Σ‖·‖², which lr 0.01 is set for
             },
         ),
         notes="Recursive supervision: every recursion's prediction is scored (forward_train()['recursions']); "

@@ -86,18 +86,22 @@ register_model(
         input_space="bicubic",
         color="y",
         recipe=Recipe(
-            loss="mse",  # Euclidean loss on input + residual (prototxt EuclideanLoss)
+            loss="mse",  # Euclidean loss on input + residual (DRRN_B1U9_20C128_train.prototxt: EuclideanLoss) ...
+            loss_options={"reduction": "euclidean"},  # ... 1/(2N)·Σ‖ŷ−y‖², the scale the solver's lr and θ are for
             optimizer="sgd",  # official solver: base_lr 0.1, momentum 0.9, weight_decay 1e-4
             lr=0.1,
+            # Train prototxt: every convolution's bias has lr_mult 0.1 (weights 1); the BatchNorm Scale layers keep
+            # Caffe's default 1, so the globs name the convolutions (bn=True adds BN biases that must not match).
+            lr_mult={"*entry.2.bias": 0.1, "*conv_a.bias": 0.1, "*conv_b.bias": 0.1, "tail.2.bias": 0.1},
             momentum=0.9,
             weight_decay=1e-4,
             schedule="multistep",  # halved every 10 epochs (solver: step, gamma 0.5, stepsize 65,360 = 10 × 6,536)
             milestones=(0.2, 0.4, 0.6, 0.8),
             gamma=0.5,
-            # Solver clip_gradients 0.01, divided by the lr (the README's patch). Caffe bounds the global L2 norm;
-            # srpipe's clip_by_lr clips each element to ±θ/γ, as VDSR's paper states.
+            # Solver clip_gradients 0.01, divided by the current lr (the README's patch to ClipGradients). Caffe
+            # scales all gradients together so their global L2 norm is at most that threshold.
             grad_clip=0.01,
-            clip_by_lr=True,
+            clip="norm_by_lr",
             batch_size=128,  # train prototxt
             patch_size=31,  # generate_trainingset_x234.m: 31×31, stride 21, x2/x3/x4 mixed, 291 images ×8 augmented
             # One epoch = 6,536 iterations (the solver's test/snapshot interval). The total is not published (the

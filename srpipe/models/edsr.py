@@ -45,6 +45,7 @@ RECIPE = Recipe(
     batch_size=16,
     lr_patch=48,  # 48x48 LR patches at every scale (Sec. 4.1)
     iterations=300_000,  # not in the paper: EDSR-PyTorch's 300 epochs x 1000 updates
+    init_scale=2,  # Sec. 4.2: x3/x4 start from the trained x2 model (EDSR-PyTorch demo.sh: --pre_train of the x2)
 )
 NOTES = (
     "x3/x4 are initialised from the trained x2 model in the paper (Sec. 4.2). Paper patches are 48x48 LR "

@@ -7,11 +7,17 @@ On the LR image: feature extraction Conv(5, d) → shrinking Conv(1, s) → m ×
 (d, s, m) = (56, 12, 4) (Sec. 3.2): 12,464 weights (the paper's count), and with 173 biases and 172
 per-channel PReLU slopes 12,809 parameters for one channel.
 
-Deconvolution geometry: output = (H-1)·r - 2p + 9 + op. srpipe asks for exactly r·H, so 2p - op = 9 - r; p = ⌈(9-r)/2⌉
-(op = 0 or 1) keeps the kernel centre closest to the HR position of each LR pixel centre: x2 p=4 op=1, x3 p=3 op=0
-(exact), x4 p=3 op=1. Caffe's deconvolution gave n·f_sub - n + 1 pixels, so the paper cropped its HR sub-images
-instead (Sec. 4.1). Other layers zero-pad "according to the filter size" (Sec. 4.1). Init (Sec. 4.1): He's PReLU
-method for the convolutions, Gaussian std 0.001 for the deconvolution.
+Deconvolution geometry follows the authors' MATLAB test code (FSRCNN_test.zip from the project page
+mmlab.ie.cuhk.edu.hk/projects/FSRCNN.html, `deconv.m`, as circulated e.g. beside yaBorn/Super-resolution
+mat_FSRCNN_test/FSRCNN.m): it scatters the 9×9 kernel for LR pixel i at HR rows s·i - 4 … s·i + 4 and keeps
+exactly s·H rows, i.e. the kernel centre sits on HR pixel s·i at every scale. In PyTorch terms output =
+(H-1)·s - 2p + 9 + op with p = (9-1)/2 = 4 and op = s - 1 at ×2, ×3 and ×4 alike (the layout of the common PyTorch
+port yjn870/FSRCNN-pytorch too). An earlier srpipe placement (p = 3 at ×3/×4, "centred") was one HR pixel off the
+authors' weights, ≈6 dB. Not modelled: that test code also replicate-pads the deconvolution's input by one LR pixel
+and its convolutions pad by replication, which changes only the outermost pixels. Caffe's deconvolution gave
+n·f_sub - n + 1 pixels, so the paper cropped its HR sub-images instead (Sec. 4.1). Other layers zero-pad
+"according to the filter size" (Sec. 4.1). Init (Sec. 4.1): He's PReLU method for the convolutions, Gaussian std
+0.001 for the deconvolution.
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ class FSRCNN(SRModel):
             layers += _conv_prelu(s, s, 3)
         layers += _conv_prelu(s, d, 1)
         self.body = nn.Sequential(*layers)
-        pad = (k - scale + 1) // 2
+        # kernel centre on HR pixel s·i (the authors' deconv.m): p = (k-1)/2, op = s-1 gives exactly s·H
         self.deconv = nn.ConvTranspose2d(
-            d, cfg.channels, k, stride=scale, padding=pad, output_padding=2 * pad - k + scale
+            d, cfg.channels, k, stride=scale, padding=(k - 1) // 2, output_padding=scale - 1 - (k - 1) % 2
         )
         for m in self.body:
             if isinstance(m, nn.Conv2d):
@@ -74,10 +80,13 @@ register_model(
         input_space="lr",
         color="y",
         recipe=Recipe(
-            loss="mse",  # Sec. 3.2: mean squared error
+            loss="mse",  # Sec. 3.2: mean squared error, as Caffe's EuclideanLoss in the authors' training prototxt ...
+            loss_options={"reduction": "euclidean"},  # ... 1/(2N)·Σ‖ŷ−y‖², which the rates below are set for
             optimizer="sgd",  # Sec. 3.2: SGD (Caffe); momentum not stated, Caffe's usual 0.9 assumed
             lr=1e-3,  # Sec. 4.1: 1e-3 for the convolution layers ...
-            lr_mult={"deconv.*": 0.1},  # ... and 1e-4 for the deconvolution layer
+            # ... and 1e-4 for the deconvolution layer. The authors' Caffe train prototxt gives the convolutions'
+            # biases lr_mult 0.1 (weights 1), the layout of SRCNN_net.prototxt; PReLU slopes keep Caffe's default 1.
+            lr_mult={"deconv.*": 0.1, "*.bias": 0.1},
             momentum=0.9,
             schedule="constant",  # Sec. 4.1: fixed rate on 91 images, then fine-tuned on + General-100 at half the rate
             milestones=(),

@@ -17,6 +17,14 @@ The feature transposed conv is 3×3 (`up_kernel`): the paper describes 4×4 tran
 authors' code builds the feature upsampler with the conv size f = 3 (crop [0 1 0 1]) and only the image upsampler
 with a 4×4 bilinear kernel; the 3×3 layout is the one that reproduces the published size.
 
+Placement (verified with the released pretrained_models/LapSRN_x{2,4}.mat, whose `block.crop` fields say it): a
+MatConvNet `convt` with upsample 2 computes the full transposed convolution, (H-1)·2 + k rows, and drops `crop` =
+[top bottom left right] rows/columns. The feature upsampler (k = 3) crops [0 1 0 1]: nothing at the top/left, one at
+the bottom/right, so output row o takes kernel tap o - 2i from input row i. PyTorch's symmetric `padding` cannot
+express that (padding 1 + output_padding 1 shifts every feature one pixel: the authors' ×2 weights then land below
+bicubic), so `_FeatureUp` runs the uncropped transposed conv and slices. The image upsampler (k = 4) crops
+[1 1 1 1], which is PyTorch's padding 1.
+
 Parameters (Y, channels=1; biases counted, no bias on the image upsampler as in the authors' code):
   level = 10·36,928 (convs) + 36,928 (3×3 up) + 577 (residual conv) + 16 (image up) = 406,801; input conv 640.
   ×2: 407,441   ×4: 814,242   ×8 (d=10): 1,221,043   ×8 (d=5): 667,123.
@@ -56,6 +64,18 @@ def _bilinear_up(channels: int) -> nn.ConvTranspose2d:
     return up
 
 
+class _FeatureUp(nn.ConvTranspose2d):
+    """×2 transposed conv placed as MatConvNet's `convt` with crop [c, k-2-c, c, k-2-c], c = (k-2)//2 ([0 1 0 1])."""
+
+    def __init__(self, features: int, kernel: int) -> None:
+        super().__init__(features, features, kernel, stride=2, padding=0)
+        self.crop = (kernel - 2) // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w, c = 2 * x.shape[-2], 2 * x.shape[-1], self.crop
+        return super().forward(x)[..., c : c + h, c : c + w]
+
+
 class LapSRN(SRModel):
     def __init__(self, scale: int, cfg: LapSRNConfig) -> None:
         super().__init__()
@@ -69,8 +89,7 @@ class LapSRN(SRModel):
             layers: list[nn.Module] = []
             for _ in range(cfg.depth):
                 layers += [conv(f, f, k), lrelu()]
-            # padding/output_padding give exactly 2H for odd and even kernels
-            layers += [nn.ConvTranspose2d(f, f, up_k, stride=2, padding=(up_k - 1) // 2, output_padding=up_k % 2)]
+            layers.append(_FeatureUp(f, up_k))  # exactly 2H, placed as the authors' convt crop
             return nn.Sequential(*layers, lrelu())
 
         self.head = nn.Sequential(conv(c, f, k), lrelu())

@@ -107,11 +107,22 @@ register_model(
         input_space="bicubic",
         color="y",
         recipe=Recipe(
-            # Sec. 3.2: L = α·MSE(Σ w_m·y_m) + (1-α)/M·Σ_m MSE(y_m). α = 1/(M+1) weighs all M+1 terms equally, as
-            # the authors' prototxt does (loss_weight 1 on each of the 6 block losses and on the final one).
+            # MemNet_M6R6_80C64_train.prototxt: a EuclideanLoss on each of the 6 block predictions and one on their
+            # weighted average, every one with loss_weight 1, summed (Sec. 3.2's Eq. 8 with α = 1/(M+1) is that sum
+            # divided by M+1: the same equal weights). block_weight / final_weight are those loss_weights.
             loss="memnet",
+            loss_options={"reduction": "euclidean", "block_weight": 1.0, "final_weight": 1.0},
             optimizer="sgd",  # official solver: base_lr 0.1, momentum 0.9, weight_decay 1e-4
             lr=0.1,
+            # Train prototxt: every convolution's bias has lr_mult 0.1 (weights 1); the Scale layers (BN affine and
+            # the averaging weights w_m) keep Caffe's default 1, so the globs name the convolutions.
+            lr_mult={
+                "fenet.2.bias": 0.1,
+                "blocks.*.conv_a.bias": 0.1,
+                "blocks.*.conv_b.bias": 0.1,
+                "blocks.*.gate.2.bias": 0.1,
+                "recon.bias": 0.1,
+            },
             momentum=0.9,
             weight_decay=1e-4,
             # Solver: step policy, gamma 0.1, stepsize 200,000 iterations; its max_iter (20M) is a placeholder, so the
@@ -119,14 +130,13 @@ register_model(
             schedule="multistep",
             milestones=(0.25, 0.5, 0.75),
             gamma=0.1,
-            # Solver clip_gradients 0.01, divided by the lr (the README's patch). Caffe bounds the global L2 norm;
-            # srpipe's clip_by_lr clips each element to ±θ/γ, as VDSR's paper states.
+            # Solver clip_gradients 0.01, divided by the current lr (the README's patch to ClipGradients). Caffe
+            # scales all gradients together so their global L2 norm is at most that threshold.
             grad_clip=0.01,
-            clip_by_lr=True,
+            clip="norm_by_lr",
             batch_size=32,  # train prototxt
             patch_size=31,  # train_31_x234: 31×31 patches, x2/x3/x4 mixed, 291 images
             iterations=800_000,
-            loss_options={"alpha": 1 / 7},  # 1/(M+1) for M = 6 blocks
         ),
         notes="One network for x2/x3/x4 (scale-mixed training set). Multi-supervised: forward_train()['blocks'] holds "
         "the per-block predictions. BN-free pre-activation by default (module docstring).",

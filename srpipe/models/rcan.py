@@ -70,6 +70,7 @@ class ResidualGroup(nn.Module):
             batch_size=16,
             lr_patch=48,  # 48x48 LR patches (Sec. 4.1)
             iterations=1_000_000,  # official option.py: 1000 epochs x 1000 iterations
+            init_scale=2,  # TrainRCAN_scripts.sh: x3/x4/x8 run with --pre_train ../experiment/model/RCAN_BIX2.pt
         ),
         notes=(
             "x3/x4/x8 are fine-tuned from the trained x2 model in the official scripts. Paper patches are 48x48 LR "

@@ -84,7 +84,8 @@ register_model(
             iterations=300_000,  # not published; a reference budget only
         ),
         notes="128 feature maps (authors' Caffe model); the authors' test averages 8 flipped/rotated passes "
-        "(self-ensemble), not reproduced here.",
+        "(self-ensemble), so the published figures include it: evaluate.self_ensemble_models: [red30] does the same.",
+        published_self_ensemble=True,
     ),
     paper=REDConfig(),
     tiny=REDConfig(features=16, blocks=5),

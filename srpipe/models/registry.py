@@ -32,17 +32,28 @@ class Recipe:
     milestones: tuple[float, ...] = (0.5,)
     gamma: float = 0.5
     min_lr: float = 0.0  # the cosine schedule's floor (DRN: 1e-7)
-    grad_clip: float | None = None  # max gradient norm, or θ of the adjustable clipping below
-    clip_by_lr: bool = False  # True: each gradient value is clipped to ±θ/lr (VDSR Sec. 3.3, DRRN, MemNet)
+    grad_clip: float | None = None  # θ of the clipping `clip` names (None: no clipping)
+    # How θ bounds the gradients: "norm" = the global L2 norm of all gradients ≤ θ (torch clip_grad_norm_);
+    # "norm_by_lr" = the global L2 norm ≤ θ/lr, lr the current base rate (Caffe's clip_gradients with the
+    # adjustable-clipping patch of the DRRN/MemNet READMEs); "value_by_lr" = each element within ±θ/lr (VDSR Sec. 3.3).
+    clip: Literal["norm", "norm_by_lr", "value_by_lr"] = "norm"
     batch_size: int = 16
     patch_size: int = 96  # HR patch side, for papers that crop HR patches (SRCNN 33, VDSR 41, LapSRN 128 ...)
     lr_patch: int | None = None  # LR patch side, for papers that crop LR patches (EDSR/RCAN 48): HR = lr_patch × s
     iterations: int = 300_000  # the paper's total, for reference; srpipe's budget is train.iterations
-    loss_options: Mapping[str, Any] = field(default_factory=dict)  # extra knobs of a model-specific loss
+    # Extra knobs of the loss. "reduction" (mse, l1, charbonnier, drcn, memnet, lapsrn): how a term's per-pixel errors
+    # become a number, which sets the gradient's scale and so the meaning of lr, weight decay and θ:
+    #   "mean" (the default): averaged over every pixel of the batch;
+    #   "sum": summed over each image's pixels, averaged over the batch (LapSRN's code);
+    #   "euclidean": half that, 1/(2N)·Σ‖ŷ−y‖² (Caffe's EuclideanLoss: SRCNN, FSRCNN, DRRN, MemNet; VDSR/DRCN's Eq.).
+    loss_options: Mapping[str, Any] = field(default_factory=dict)
     # The paper's per-layer learning rates: parameters whose name matches a glob learn at lr × factor, e.g.
     # {"reconstruct.*": 0.1} (SRCNN's last layer at 1e-5 beside 1e-4) or {"*.bias": 0.1}; the first match wins.
     # An override replaces the whole map (it is not merged): `{}` gives every parameter the base rate.
     lr_mult: Mapping[str, float] = field(default_factory=dict)
+    # The paper trains its other scales starting from its trained model at this scale (EDSR Sec. 4.2, RCAN's and
+    # RDN's scripts: 2); `pipeline.cross_scale` in params does it, the train stage warns when it is not done.
+    init_scale: int | None = None
 
     def hr_patch(self, scale: int) -> int:
         """HR patch side at `scale`, a multiple of it (a 33-px SRCNN patch becomes 32 at x4)."""
@@ -65,6 +76,9 @@ class ModelCard:
     color: ColorMode  # the paper's colour mode; srpipe trains RGB unless asked for the paper's
     recipe: Recipe
     notes: str = ""
+    # The published figures average the x8 flips/rotations at test time (RED30's test code), so the leaderboard can
+    # say whether a row was evaluated the same way (evaluate.self_ensemble_models lists the models to run so).
+    published_self_ensemble: bool = False
 
     @property
     def paper(self) -> str:
@@ -99,13 +113,17 @@ class SRModel(nn.Module):
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(card: ModelCard, paper: ArchConfig, tiny: ArchConfig) -> Callable[[type], type]:
-    """Class decorator registering `card.name` with its paper and tiny configs (stackable for named variants)."""
+def register_model(
+    card: ModelCard, paper: ArchConfig, tiny: ArchConfig, variants: Mapping[str, ArchConfig] | None = None
+) -> Callable[[type], type]:
+    """Class decorator registering `card.name` with its paper and tiny configs, plus named paper `variants` (SRCNN's
+    9-1-5 / 9-3-5) that released weights and `create_model(name, scale, "<variant>")` can name."""
 
     def wrap(cls: type) -> type:
         if card.name in _REGISTRY:
             raise KeyError(f"model {card.name!r} is already registered (by {_REGISTRY[card.name].cls.__name__})")
-        _REGISTRY[card.name] = ModelEntry(cls=cls, card=card, configs={"paper": paper, "tiny": tiny})
+        configs = {"paper": paper, "tiny": tiny, **(variants or {})}
+        _REGISTRY[card.name] = ModelEntry(cls=cls, card=card, configs=configs)
         return cls
 
     return wrap

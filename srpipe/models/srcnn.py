@@ -66,10 +66,14 @@ register_model(
         input_space="bicubic",
         color="y",
         recipe=Recipe(
-            loss="mse",  # Sec. 3.3: mean squared error
+            loss="mse",  # Sec. 3.3: mean squared error, as Caffe's EuclideanLoss (SRCNN_net.prototxt) ...
+            loss_options={"reduction": "euclidean"},  # ... 1/(2N)·Σ‖ŷ−y‖², which the rates below are set for
             optimizer="sgd",  # Sec. 3.3: SGD with momentum 0.9
             lr=1e-4,  # Sec. 3.3: 1e-4 for the first two layers ...
-            lr_mult={"reconstruct.*": 0.1},  # ... and 1e-5 for the last, which the paper finds matters for convergence
+            # ... and 1e-5 for the last, which the paper finds matters for convergence. SRCNN_net.prototxt (the
+            # authors' Caffe training files, mirrored in WangDequan/SRCNN) also gives every bias lr_mult 0.1: conv1 and
+            # conv2 (1, 0.1), conv3 (0.1, 0.1).
+            lr_mult={"reconstruct.*": 0.1, "*.bias": 0.1},
             momentum=0.9,
             weight_decay=0.0,
             schedule="constant",  # fixed learning rate throughout
@@ -86,4 +90,11 @@ register_model(
     ),
     paper=SRCNNConfig(),
     tiny=SRCNNConfig(features=(16, 8), init_std=None),
+    # The TPAMI's other filter sizes (Sec. 4.3.2, Fig. 8), each with a released model in the authors' test code;
+    # "9-5-5" is `paper` under its own name. 9-1-5 is also the ECCV 2014 network.
+    variants={
+        "9-5-5": SRCNNConfig(kernel_size=(9, 5, 5)),
+        "9-3-5": SRCNNConfig(kernel_size=(9, 3, 5)),
+        "9-1-5": SRCNNConfig(kernel_size=(9, 1, 5)),
+    },
 )(SRCNN)

@@ -57,7 +57,11 @@ register_model(
         input_space="bicubic",
         color="y",
         recipe=Recipe(
-            loss="mse",  # Sec. 3.2: Euclidean loss on the reconstructed image (input + residual)
+            loss="mse",  # Sec. 3.2: Euclidean loss on the reconstructed image (input + residual) ...
+            # ... ½‖y − f(x)‖² averaged over the training samples (Sec. 3.1-3.2), i.e. Caffe's EuclideanLoss, which
+            # lr 0.1 and θ are set for (a per-pixel mean makes the gradient 41²/2 ≈ 840× smaller). pytorch-vdsr's
+            # MSELoss(size_average=False) sums over the batch too (another 64×).
+            loss_options={"reduction": "euclidean"},
             optimizer="sgd",  # Sec. 3.2 / 5.2: mini-batch SGD, momentum 0.9, weight decay 1e-4
             lr=0.1,  # Sec. 5.2
             momentum=0.9,
@@ -66,9 +70,9 @@ register_model(
             milestones=(0.25, 0.5, 0.75),
             gamma=0.1,
             # θ is not given in the paper; 0.01 is the θ of the same scheme in DRRN's and MemNet's official solvers.
-            # The paper clips each gradient element to [-θ/γ, θ/γ], as srpipe's loop does with clip_by_lr.
+            # Sec. 3.3: adjustable clipping bounds each individual gradient element to [-θ/γ, θ/γ], γ the current rate.
             grad_clip=0.01,
-            clip_by_lr=True,
+            clip="value_by_lr",
             batch_size=64,  # Sec. 3.2 / 5.2
             patch_size=41,  # Sec. 3.2: patch = receptive field (41×41), sub-images without overlap
             iterations=9_960,  # Sec. 5.2: "80 epochs (9960 iterations with batch size 64)"

@@ -36,7 +36,7 @@ from srpipe.data.download import (
 )
 from srpipe.data.images import ImageError
 from srpipe.data.sample import write_sample
-from srpipe.fsio import atomic_dir, write_json
+from srpipe.fsio import atomic_dir, sweep, write_json
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,7 @@ def _complete(folder: Path) -> dict | None:
 
 def _one(spec: DatasetSpec, local: str | None, optional: bool, run: _Run) -> dict:
     dest = run.raw_dir / spec.name
+    sweep(dest)  # a download killed earlier: its temp tree goes, a dataset hidden mid-swap comes back
     done = _complete(dest)
     if done is not None and (local is None or done.get("source") == f"local:{local}"):
         log.info("%s: already complete in %s (source %s); nothing to fetch", spec.name, dest, done["source"])

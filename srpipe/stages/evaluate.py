@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,12 +14,12 @@ from tqdm import tqdm
 
 from srpipe import cost
 from srpipe.config import EvaluateParams
-from srpipe.data.images import list_images, load_image, save_png
+from srpipe.data.images import IMAGE_SUFFIXES, list_images, load_image, save_png
 from srpipe.degrade import bicubic_lr
 from srpipe.fsio import write_json
-from srpipe.inference import for_inference, super_resolve, to_uint8
-from srpipe.metrics import score
+from srpipe.inference import for_inference, super_resolve
 from srpipe.models import create_model, get_card
+from srpipe.protocols import PROTOCOLS, sr_and_score
 from srpipe.provenance import dvc_md5, file_digest, git_commit
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.weights import WeightsCard, load_model
@@ -58,13 +59,23 @@ def evaluate(
     experiment: str = "srpipe",
     progress: bool = True,
     parent_run_id: str | None = None,
+    protocol: str = "rgb",
 ) -> dict[str, Any]:
     """Score `model` (weights from `weights`; none for bicubic) on each HR folder in `datasets`.
 
     Per image: PSNR and SSIM on Y with crop = scale, and RGB PSNR; per dataset: their means. Also the cost: params,
     FLOPs for a `params.flops_input`² LR input, median latency per image and peak memory on the device.
+    `protocol` (srpipe.protocols) is how LR inputs are made and scores computed: srpipe's `rgb`, or the Y-channel
+    papers' own test code (`y-matlab`, `rgb-float`) for checking released weights against their tables.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown evaluation protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     telemetry_off()
+    listed = {name: list_images(folder) for name, folder in datasets.items()}
+    if empty := [str(datasets[name]) for name, files in listed.items() if not files]:  # before any work: no NaN
+        raise ValueError(f"evaluate: no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(empty)}")
+    if model in params.self_ensemble_models and not params.self_ensemble:  # as this model's published figures were
+        params = dataclasses.replace(params, self_ensemble=True)
     dev = cost.pick_device(device)
     card: WeightsCard | None = None
     if weights is not None:
@@ -80,14 +91,16 @@ def evaluate(
     result: dict[str, Any] = {"model": model, "scale": scale, "config": card.config if card else "paper"}
     result |= cost.summary(net, channels, side, dev) | {"flops_input": f"{params.flops_input}x{params.flops_input} LR"}
     result |= {"device": cost.device_name(dev), "self_ensemble": params.self_ensemble}
+    # Whether the paper's own figures used the x8 self-ensemble (RED30): the leaderboard compares like with like.
+    result["published_self_ensemble"] = get_card(model).published_self_ensemble
     result |= {
         "weights": str(weights) if weights else None,
         "weights_sha256": file_digest(weights) if weights else None,
     }
-    result |= {"train": _train_info(card), "git_commit": git_commit(), "datasets": {}}
+    result |= {"train": _train_info(card), "git_commit": git_commit(), "protocol": protocol, "datasets": {}}
     tile = params.tile
 
-    def run(lr: torch.Tensor) -> torch.Tensor:
+    def run(lr: torch.Tensor, color: str = color) -> torch.Tensor:
         nonlocal tile
         args = (net, lr, scale, input_space, color)
         try:
@@ -103,22 +116,26 @@ def evaluate(
 
     latencies = []
     cost.reset_peak_memory(dev)
-    for name, folder in datasets.items():
+    for name, files in listed.items():
         rows = []
-        for path in tqdm(list_images(folder), desc=f"evaluate {model} x{scale} {name}", disable=not progress):
+        for path in tqdm(files, desc=f"evaluate {model} x{scale} {name}", disable=not progress):
             img = load_image(path)
-            hr, lr = bicubic_lr(img.pixels, scale)
-            lr_t = torch.from_numpy(lr).permute(2, 0, 1)[None].to(dev)
-            sr = to_uint8(run(lr_t))[0].permute(1, 2, 0).cpu().numpy()
+            try:
+                sr, scores = sr_and_score(protocol, img.pixels, img.gray, scale, run, color, dev)
+            except ValueError as e:  # e.g. too small for the scale: say which image
+                raise ValueError(f"evaluate: {path}: {e}") from None
             if not latencies:  # one image, timed after warm-up: the latency column
+                _, lr = bicubic_lr(img.pixels, scale)
+                lr_t = torch.from_numpy(lr).permute(2, 0, 1)[None].to(dev)
                 latencies.append(cost.latency(lambda t=lr_t: run(t), dev, params.latency_repeats))
-            rows.append({"name": path.stem, **score(sr, hr, scale, img.gray)})
+            rows.append({"name": path.stem, **scores})
             if save_images is not None:
                 save_png(Path(save_images) / name / f"{path.stem}_x{scale}_{model}.png", sr)
         result["datasets"][name] = {
             "psnr": float(np.mean([r["psnr"] for r in rows])),
             "ssim": float(np.mean([r["ssim"] for r in rows])),
-            "psnr_rgb": float(np.mean([r["psnr_rgb"] for r in rows])),
+            # None under protocol y-matlab, which never forms an RGB image
+            "psnr_rgb": None if None in (rgb := [r["psnr_rgb"] for r in rows]) else float(np.mean(rgb)),
             "images": rows,
         }
         log.info(
@@ -153,6 +170,13 @@ def _train_info(card: WeightsCard | None) -> dict[str, Any]:
         "mlflow_run_id": card.mlflow_run_id,
         "note": card.note,
         "color": card.color,
+        "origin": card.origin,
+        "source": card.source,
+        "source_sha256": card.source_sha256,
+        "training_data": card.training_data,
+        "variant": card.variant,
+        "data": card.train.get("data"),
+        "recipe": card.train.get("recipe"),
     }
 
 
@@ -168,7 +192,9 @@ def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str
     tracker.params({k: result[k] for k in ("model", "scale", "config", "self_ensemble", "weights", "device")})
     metrics = {k: result[k] for k in ("params", "flops", "latency_ms", "peak_memory_mb") if result.get(k) is not None}
     for name, d in result["datasets"].items():
-        metrics |= {f"{name}_psnr": d["psnr"], f"{name}_ssim": d["ssim"], f"{name}_psnr_rgb": d["psnr_rgb"]}
+        metrics |= {f"{name}_psnr": d["psnr"], f"{name}_ssim": d["ssim"]}
+        if d["psnr_rgb"] is not None:
+            metrics[f"{name}_psnr_rgb"] = d["psnr_rgb"]
     tracker.metrics(metrics, step=0)
     tracker.end()
     return tracker.run_id

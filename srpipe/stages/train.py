@@ -15,13 +15,23 @@ from srpipe.config import Params
 from srpipe.cost import pick_device
 from srpipe.data.images import save_png
 from srpipe.data.store import Store
+from srpipe.fsio import sweep
 from srpipe.models import count_params, create_model
 from srpipe.provenance import data_version, dvc_md5, git_commit
 from srpipe.tracking import start_run, telemetry_off
-from srpipe.train.loop import build_state, fit, load_checkpoint, validate
+from srpipe.train.loop import (
+    CheckpointError,
+    TrainState,
+    build_state,
+    fit,
+    load_checkpoint,
+    owns_checkpoint,
+    read_checkpoint,
+    validate,
+)
 from srpipe.train.losses import Criterion
 from srpipe.train.spec import RunSpec, resolve
-from srpipe.weights import WeightsCard, load_model, save_weights
+from srpipe.weights import WeightsCard, load_model, read_card, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +97,26 @@ def train(
         net = create_model(model, scale, spec.config, channels=net_channels(spec), **spec.arch)
         if count_params(net) == 0:
             raise ValueError(f"{model} has no parameters to train")
+        init: dict[str, Any] | None = None
         if init_weights is not None:
-            source, _ = load_model(init_weights, scale=scale)
-            net.load_state_dict(source.state_dict())
-            log.info("initialised %s from %s", model, init_weights)
+            init = initialise(net, Path(init_weights), model, scale)
         elif spec.init_from:
             log.warning(
                 "%s: the paper initialises from a trained %s; none given, training from scratch", model, spec.init_from
             )
+        elif spec.recipe.init_scale and scale != spec.recipe.init_scale:
+            log.warning(
+                "%s x%d: the paper starts from its trained x%d model (pipeline.cross_scale); none given, training from "
+                "scratch",
+                model,
+                scale,
+                spec.recipe.init_scale,
+            )
         net.to(device)
         criterion = Criterion(spec.recipe, net_channels(spec), find_vgg19(opts.vgg_weights)).to(device)
         st = build_state(spec, net, criterion, device, fp16=_amp_dtype(device, opts.amp) == torch.float16)
-        ckpt = checkpoint or Path(out_path).parent.parent / "checkpoints" / f"{Path(out_path).stem}.ckpt"
-        if resume is True and not ckpt.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        if resume is not False and ckpt.exists() and not load_checkpoint(ckpt, st, spec) and resume:
-            raise ValueError(f"--resume: {ckpt} was written for other settings")
+        ckpt = claim_checkpoint(checkpoint, Path(out_path), st, spec, resume)
+        sweep(Path(store_dir))  # a `prepare` killed mid-swap hid the store: bring it back
         train_store, valid = Store(Path(store_dir) / "train"), Store(Path(store_dir) / "valid")
         commit, version = git_commit(), data_version(Path(store_dir) / "train")
         tracker = start_run(
@@ -134,11 +148,18 @@ def train(
                 _amp_dtype(device, opts.amp),
                 progress,
             )
+        except KeyboardInterrupt:
+            tracker.end("KILLED")
+            if ckpt.exists():
+                what = f"the checkpoint at {ckpt} is kept: run the same command again to resume from it"
+            else:
+                what = f"no checkpoint was written yet (one every {opts.ckpt_every} steps)"
+            raise TrainingInterrupted(f"{model} x{scale}: training interrupted at step {st.step}; {what}") from None
         except BaseException:
             tracker.end("FAILED")
             raise
         # Where it ran: a Dask worker or torchrun rank shows up in the flow's results and the logs.
-        summary = {"model": model, "scale": scale, **result, "note": criterion.note}
+        summary = {"model": model, "scale": scale, **result, "note": criterion.note, "init": init}
         summary["worker"] = f"{socket.gethostname()}:{os.getpid()}"
         if rank == 0:
             state = st.best_state or {k: v.cpu() for k, v in st.ema.module.state_dict().items()}
@@ -148,7 +169,13 @@ def train(
                 config=spec.config,
                 color=spec.color,
                 arch=spec.arch,
-                train={**spec.as_dict(), "steps": result["steps"], "train_seconds": result["seconds"]},
+                train={
+                    **spec.as_dict(),
+                    "steps": result["steps"],
+                    "train_seconds": result["seconds"],
+                    "data": sorted(set(train_store.images["dataset"])),  # what it learned from (T91, DIV2K ...)
+                    "init": init,  # the weights it started from: file, model, scale, what was loaded and left fresh
+                },
                 metrics={
                     "val_psnr": st.best.get("psnr"),
                     "val_ssim": st.best.get("ssim"),
@@ -159,7 +186,8 @@ def train(
                 note=criterion.note,
             )
             save_weights(out_path, card, state)
-            ckpt.unlink(missing_ok=True)  # the run is complete: its weights file supersedes the checkpoint
+            if owns_checkpoint(ckpt, spec):  # the run is complete: its weights file supersedes its own checkpoint
+                ckpt.unlink()
             _log_artifacts(tracker, out_path, st, valid, spec, device)
             tracker.end()
             log.info(
@@ -174,6 +202,94 @@ def train(
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
+
+
+def initialise(net: torch.nn.Module, path: Path, model: str, scale: int) -> dict[str, Any]:
+    """Load the weights file `path` into `net` (`model` built for `scale`) and say what was loaded.
+
+    Same scale: every tensor, strictly (SRGAN from SRResNet). Another scale (EDSR Sec. 4.2: x3/x4 from x2): each
+    tensor whose name and shape match, as EDSR-PyTorch's `load_state_dict` does, so the body is loaded and an
+    up-sampler of another shape keeps its fresh initialisation; the names loaded and left are logged and returned.
+    A start at another scale must come from the same model.
+    """
+    card, state = read_card(path)
+    report = {"weights": str(path), "model": card.model, "scale": card.scale}
+    if card.scale == scale:
+        source, _ = load_model(path, scale=scale)
+        net.load_state_dict(source.state_dict())
+        log.info("initialised x%d from %s (%s x%d: every tensor)", scale, path, card.model, card.scale)
+        return report | {"loaded": len(state), "fresh": [], "unused": []}
+    if card.model != model:
+        raise ValueError(f"{path} holds {card.model} x{card.scale}: another scale's start needs {model}'s own weights")
+    own = net.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not loaded:
+        raise ValueError(f"{path} ({card.model} x{card.scale}) shares no tensor name and shape with this network")
+    net.load_state_dict(loaded, strict=False)
+    fresh = [k for k in own if k not in loaded]
+    unused = [k for k in state if k not in loaded]
+    log.info(
+        "initialised x%d from %s (%s x%d): %d of %d tensors loaded; left fresh: %s; not used from the file: %s",
+        scale,
+        path,
+        card.model,
+        card.scale,
+        len(loaded),
+        len(own),
+        ", ".join(fresh) or "none",
+        ", ".join(unused) or "none",
+    )
+    return report | {"loaded": len(loaded), "fresh": fresh, "unused": unused}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says where the checkpoint is and how to resume."""
+
+
+def claim_checkpoint(explicit: Path | None, out_path: Path, st: TrainState, spec: RunSpec, resume: bool | None) -> Path:
+    """The checkpoint path of this run, after resuming from it when it matches; nothing else is ever overwritten.
+
+    A file there that is not an srpipe checkpoint (a weights file, anything else, or one that cannot be read) is
+    refused, never replaced. A checkpoint of other settings of the same model and scale is superseded only at the
+    default path or with `resume=False` (--restart); one of another model or scale is always refused. Returns the
+    path `fit` may write and, once the run is complete, delete.
+    """
+    ckpt = explicit or out_path.parent.parent / "checkpoints" / f"{out_path.stem}.ckpt"
+    if os.path.abspath(ckpt) == os.path.abspath(out_path) or (
+        ckpt.exists() and out_path.exists() and ckpt.samefile(out_path)
+    ):
+        raise ValueError(
+            f"--checkpoint and --out are the same file ({ckpt}): the checkpoint is deleted once training ends"
+        )
+    if not ckpt.exists():
+        if resume is True:
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+        return ckpt
+    blob = read_checkpoint(ckpt)  # CheckpointError for anything that is not an srpipe checkpoint: left untouched
+    if blob.get("fingerprint") == spec.fingerprint():
+        if resume is not False:
+            load_checkpoint(ckpt, st, spec, blob)
+        return ckpt
+    if resume is True:
+        raise CheckpointError(f"--resume: {ckpt} was written for other settings")
+    run = blob.get("run") or {}
+    if (run.get("model"), run.get("scale")) != (spec.model, spec.scale):
+        raise CheckpointError(
+            f"{ckpt} is the checkpoint of another run ({run.get('model')} x{run.get('scale')}); refusing to "
+            "overwrite it: pass another --checkpoint"
+        )
+    if explicit is not None and resume is None:
+        raise CheckpointError(
+            f"{ckpt} is a checkpoint of {spec.model} x{spec.scale} with other settings; pass --restart to discard "
+            "it, or another --checkpoint"
+        )
+    log.warning(
+        "checkpoint %s is for other settings of %s x%d: starting afresh (it will be replaced)",
+        ckpt,
+        spec.model,
+        spec.scale,
+    )
+    return ckpt
 
 
 def net_channels(spec: RunSpec) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,32 @@ def collect_inputs(inputs: Sequence[Path]) -> list[Path]:
     return files
 
 
+def output_names(files: Sequence[Path], scale: int) -> list[str]:
+    """`<stem>_x<scale>.png` per input, made unique: inputs sharing a stem (x.jpg and x.png, a/x.png and b/x.png)
+    are named by their path from the folder they have in common, extension included (a_x_jpg_x4.png), so no
+    result overwrites or hides another; a clash that remains gets a counter.
+    """
+    stems = [f.stem.casefold() for f in files]  # casefold: x.png and X.png collide on macOS and Windows
+    shared = {s for s, n in Counter(stems).items() if n > 1}
+    names: list[str] = []
+    for f, stem in zip(files, stems):
+        if stem in shared:
+            group = [g.resolve() for g, s in zip(files, stems) if s == stem]
+            base = Path(os.path.commonpath([g.parent for g in group]))
+            name = re.sub(r"[^\w-]+", "_", f.resolve().relative_to(base).as_posix()).strip("_")
+        else:
+            name = f.stem
+        names.append(f"{name}_x{scale}.png")
+    used: set[str] = set()
+    for i, name in enumerate(names):
+        n = 1
+        while names[i].casefold() in used:
+            n += 1
+            names[i] = f"{name.removesuffix('.png')}_{n}.png"
+        used.add(names[i].casefold())
+    return names
+
+
 def upscale(
     inputs: Sequence[Path],
     out_dir: Path,
@@ -61,10 +90,11 @@ def upscale(
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
     net = for_inference(net, dev)
     amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if dev.type == "cuda" else None
-    files = collect_inputs(inputs)
-    written, kept, failed = [], [], []
-    for path in tqdm(files, desc=f"upscale x{scale} ({model})", unit="img", disable=not progress):
-        target = Path(out_dir) / f"{path.stem}_x{scale}.png"
+    files = list({f.resolve(): f for f in collect_inputs(inputs)}.values())  # a file named twice is done once
+    targets = [Path(out_dir) / name for name in output_names(files, scale)]
+    written, kept, failed, unwritten = [], [], [], []
+    bar = tqdm(list(zip(files, targets)), desc=f"upscale x{scale} ({model})", unit="img", disable=not progress)
+    for path, target in bar:
         if target.exists() and not overwrite:
             kept.append(str(target))
             continue
@@ -76,10 +106,21 @@ def upscale(
             continue
         lr = torch.from_numpy(np.array(img.pixels)).permute(2, 0, 1)[None].to(dev)
         sr = super_resolve(net, lr, scale, get_card(model).input_space, color, tile, overlap, self_ensemble, amp)
-        save_png(target, to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy(), gray=img.gray)
+        try:
+            save_png(target, to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy(), gray=img.gray)
+        except OSError as e:  # a full disk or a read-only folder: say which output is missing, go on with the rest
+            log.error("upscale: could not write %s (%s)", target, e)
+            unwritten.append(str(target))
+            continue
         written.append(str(target))
     if kept:
-        log.warning("upscale: %d output(s) exist and were kept (use --overwrite to replace them)", len(kept))
-    if failed:
-        raise ImageError(f"{len(failed)} unreadable input(s): {', '.join(failed)} (the others were written)")
+        log.warning(
+            "upscale: %d output(s) exist and were kept (use --overwrite to replace them): %s",
+            len(kept),
+            ", ".join(kept),
+        )
+    if failed or unwritten:
+        problems = [f"{len(failed)} unreadable input(s): {', '.join(failed)}"] if failed else []
+        problems += [f"{len(unwritten)} output(s) not written: {', '.join(unwritten)}"] if unwritten else []
+        raise ImageError(f"{'; '.join(problems)} (the others were written)")
     return {"written": written, "kept": kept, "scale": scale}

@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,27 @@ def param_groups(model: nn.Module, recipe: Recipe) -> list[dict[str, Any]]:
     return [{"params": ps, "lr": recipe.lr * mult} for mult, ps in groups.items() if ps]
 
 
+def clip_gradients(params: Iterable[nn.Parameter], recipe: Recipe, lr: float) -> None:
+    """Clip gradients in place as `recipe.clip` says, with θ = `recipe.grad_clip` and `lr` the current base rate.
+
+    "norm_by_lr" is Caffe's SGDSolver::ClipGradients (one scale factor for all gradients, so their global L2 norm is
+    at most the threshold) with the DRRN/MemNet READMEs' patch making the threshold clip_gradients / GetLearningRate();
+    "value_by_lr" is VDSR's adjustable clipping, each element within [-θ/γ, θ/γ] (Sec. 3.3).
+    """
+    grads = [p for p in params if p.grad is not None]
+    theta = recipe.grad_clip
+    if not theta or not grads:
+        return
+    if recipe.clip == "value_by_lr":
+        torch.nn.utils.clip_grad_value_(grads, theta / lr)
+    elif recipe.clip == "norm_by_lr":
+        torch.nn.utils.clip_grad_norm_(grads, theta / lr)
+    elif recipe.clip == "norm":
+        torch.nn.utils.clip_grad_norm_(grads, theta)
+    else:
+        raise ValueError(f"recipe.clip: {recipe.clip!r} is not norm, norm_by_lr or value_by_lr")
+
+
 def build_state(spec: RunSpec, model: nn.Module, criterion: Criterion, device: torch.device, fp16: bool) -> TrainState:
     r = spec.recipe
     params = param_groups(model, r)
@@ -133,9 +155,42 @@ def build_state(spec: RunSpec, model: nn.Module, criterion: Criterion, device: t
     return TrainState(model, EMA(model, spec.ema_decay), opt, sched, scaler, criterion)
 
 
+CHECKPOINT_FORMAT = "srpipe-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A file at the checkpoint path is not this run's checkpoint (or not readable): it is left untouched."""
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every generator's state as tensors and plain lists, so the checkpoint loads with `weights_only=True`."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos},
+        "numpy_gauss": [has_gauss, cached],
+        "python": [version, list(internal), gauss_next],
+    }
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    n = rng["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], *rng["numpy_gauss"]))
+    version, internal, gauss_next = rng["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
 def save_checkpoint(path: Path, st: TrainState, spec: RunSpec) -> None:
+    """Everything needed to continue the run, as tensors and plain data only (loadable with `weights_only=True`)."""
     blob = {
+        "format": CHECKPOINT_FORMAT,
         "fingerprint": spec.fingerprint(),
+        "run": {"model": spec.model, "scale": spec.scale},
         "step": st.step,
         "model": st.model.state_dict(),
         "ema": st.ema.module.state_dict(),
@@ -147,22 +202,49 @@ def save_checkpoint(path: Path, st: TrainState, spec: RunSpec) -> None:
         "criterion_extra": st.criterion.extra_state(),
         "best": st.best,
         "best_state": st.best_state,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        },
+        "rng": _rng_state(),
     }
     with atomic_path(path, suffix=".ckpt") as tmp:
         torch.save(blob, tmp)
 
 
-def load_checkpoint(path: Path, st: TrainState, spec: RunSpec) -> bool:
-    """Restore `st` from `path` if it belongs to the same run spec; False (and a log line) otherwise."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The content of the srpipe checkpoint at `path`, loaded as data only (a crafted file cannot run code).
+
+    Raises:
+        CheckpointError: the file is not readable (empty, truncated, corrupt, not plain data) or not an srpipe
+            checkpoint; the message names it and says that it was left alone.
+    """
+    from srpipe.tensorfile import UnreadableFileError, load
+
+    try:
+        blob = load(path, "checkpoint")
+    except UnreadableFileError as e:
+        raise CheckpointError(f"{e}. It was left untouched: move or delete it, or pass another --checkpoint") from e
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: not an srpipe training checkpoint ({CHECKPOINT_FORMAT} expected); refusing to overwrite it: "
+            "pass another --checkpoint, or move the file away"
+        )
+    return blob
+
+
+def owns_checkpoint(path: Path, spec: RunSpec) -> bool:
+    """True if `path` holds the checkpoint of exactly this run spec (safe to resume from, or to delete when done)."""
+    try:
+        return read_checkpoint(path).get("fingerprint") == spec.fingerprint()
+    except (CheckpointError, FileNotFoundError):
+        return False
+
+
+def load_checkpoint(path: Path, st: TrainState, spec: RunSpec, blob: dict[str, Any] | None = None) -> bool:
+    """Restore `st` from `path` if it belongs to the same run spec; False (and a log line) otherwise.
+
+    `blob` is the file's content when the caller has already read it (`read_checkpoint`).
+    """
+    blob = read_checkpoint(path) if blob is None else blob
     if blob.get("fingerprint") != spec.fingerprint():
-        log.warning("checkpoint %s is for other settings: starting afresh (it will be overwritten)", path)
+        log.warning("checkpoint %s is for other settings: starting afresh", path)
         return False
     st.model.load_state_dict(blob["model"])
     st.ema.module.load_state_dict(blob["ema"])
@@ -173,12 +255,7 @@ def load_checkpoint(path: Path, st: TrainState, spec: RunSpec) -> bool:
     st.criterion.load_state_dict(blob["criterion"])
     st.criterion.load_extra_state(blob["criterion_extra"])
     st.step, st.best, st.best_state = blob["step"], blob["best"], blob["best_state"]
-    rng = blob["rng"]
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
+    _set_rng_state(blob["rng"])
     log.info("resumed %s at step %d of %d", path, st.step, spec.iterations)
     return True
 
@@ -226,7 +303,13 @@ def fit(
         raise ValueError(f"batch size {spec.recipe.batch_size} does not split over {world} processes")
     batch = spec.recipe.batch_size // world
     dataset = PatchDataset(
-        train_store, spec.scale, spec.hr_patch, spec.color, spec.card.input_space == "bicubic", seed=spec.seed
+        train_store,
+        spec.scale,
+        spec.hr_patch,
+        spec.color,
+        spec.card.input_space == "bicubic",
+        seed=spec.seed,
+        datasets=spec.datasets,
     )
     workers = _workers(opts, device)
     loader = DataLoader(
@@ -279,11 +362,7 @@ def fit(
         st.scaler.scale(loss).backward()
         if spec.recipe.grad_clip:
             st.scaler.unscale_(st.optimizer)
-            params = [p for p in st.model.parameters() if p.grad is not None]
-            if spec.recipe.clip_by_lr:  # VDSR's adjustable clipping: each gradient within ±θ/γ
-                torch.nn.utils.clip_grad_value_(params, spec.recipe.grad_clip / st.optimizer.param_groups[0]["lr"])
-            else:
-                torch.nn.utils.clip_grad_norm_(params, spec.recipe.grad_clip)
+            clip_gradients(st.model.parameters(), spec.recipe, spec.recipe.lr * lr_factor(st.step, spec))
         st.scaler.step(st.optimizer)
         st.scaler.update()
         parts |= st.criterion.update_discriminator(out["sr"].float(), hr)

@@ -21,10 +21,32 @@ from srpipe.models.registry import Recipe
 log = logging.getLogger(__name__)
 
 
+REDUCTIONS = ("mean", "sum", "euclidean")
+
+
+def reduce_error(err: Tensor, reduction: str = "mean") -> Tensor:
+    """Per-pixel errors (N×C×H×W) → one number: "mean" over every pixel; "sum" over each image's pixels, averaged
+    over the batch N; "euclidean" = half of "sum", 1/(2N)·Σ (Caffe's EuclideanLoss, applied to squared errors)."""
+    if reduction == "mean":
+        return err.mean()
+    if reduction == "sum":
+        return err.sum() / err.shape[0]
+    if reduction == "euclidean":
+        return err.sum() / (2 * err.shape[0])
+    raise ValueError(f"unknown loss reduction {reduction!r}; choose from {', '.join(REDUCTIONS)}")
+
+
+def mse(x: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    return reduce_error((x - y) ** 2, reduction)
+
+
+def l1(x: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    return reduce_error((x - y).abs(), reduction)
+
+
 def charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3, reduction: str = "mean") -> Tensor:
     """sqrt((x - y)² + ε²) (LapSRN Eq. 2); "sum" = summed over pixels, averaged over the batch (the authors' code)."""
-    err = torch.sqrt((x - y) ** 2 + eps**2)
-    return err.sum() / x.shape[0] if reduction == "sum" else err.mean()
+    return reduce_error(torch.sqrt((x - y) ** 2 + eps**2), reduction)
 
 
 def _resized(hr: Tensor, like: Tensor) -> Tensor:
@@ -43,6 +65,9 @@ class Criterion(nn.Module):
     def __init__(self, recipe: Recipe, channels: int = 3, vgg_path: Path | None = None) -> None:
         super().__init__()
         self.name, self.opts = recipe.loss, dict(recipe.loss_options)
+        self.reduction = self.opts.get("reduction", "mean")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"loss_options.reduction: {self.reduction!r} is not one of {', '.join(REDUCTIONS)}")
         self.note = ""
         self.discriminator: nn.Module | None = None
         self.vgg: nn.Module | None = None
@@ -69,21 +94,30 @@ class Criterion(nn.Module):
     def forward(self, out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float) -> tuple[Tensor, dict]:
         """Total loss and its named parts; `progress` ∈ [0, 1] drives scheduled weights (DRCN's α)."""
         sr, name = out["sr"], self.name
+        red = self.reduction
         if name in _SIMPLE:
-            loss = _SIMPLE[name](sr, hr)
+            loss = _SIMPLE[name](sr, hr, reduction=red)
             return loss, {name: loss.detach()}
         if name == "lapsrn":
-            eps, red = self.opts.get("eps", 1e-3), self.opts.get("reduction", "mean")
+            eps = self.opts.get("eps", 1e-3)
             parts = [charbonnier(lv, _resized(hr, lv), eps, red) for lv in out.get("levels", [sr])]
             loss = torch.stack(parts).sum()
             return loss, {"charbonnier": loss.detach()}
-        if name in ("drcn", "memnet"):
-            preds = out["recursions" if name == "drcn" else "blocks"]
-            # MemNet Eq. 8 fixes α = 1/(M+1); DRCN Eq. 9 decays it over training.
-            alpha = _alpha(self.opts, progress) if name == "drcn" else self.opts.get("alpha", 1 / (len(preds) + 1))
-            inter = torch.stack([F.mse_loss(p, hr) for p in preds]).mean()
-            final = F.mse_loss(sr, hr)
+        if name == "drcn":
+            # DRCN Eq. 7-9: L = α·l1 + (1-α)·l2 (+ β‖W‖², the optimiser's weight decay): l1 = the D recursions'
+            # losses averaged, l2 = the loss of their weighted average; α decays over training.
+            alpha = _alpha(self.opts, progress)
+            inter = torch.stack([mse(p, hr, red) for p in out["recursions"]]).mean()
+            final = mse(sr, hr, red)
             return alpha * inter + (1 - alpha) * final, {"intermediate": inter.detach(), "final": final.detach()}
+        if name == "memnet":
+            # MemNet_M6R6_80C64_train.prototxt: one EuclideanLoss per block prediction (loss_01..loss_06) and one on
+            # the weighted average (loss_7), every one with loss_weight 1, summed. (Eq. 8 with α = 1/(M+1) is the
+            # same sum divided by M+1.)
+            blocks = torch.stack([mse(p, hr, red) for p in out["blocks"]]).sum()
+            final = mse(sr, hr, red)
+            loss = self.opts.get("block_weight", 1.0) * blocks + self.opts.get("final_weight", 1.0) * final
+            return loss, {"blocks": blocks.detach(), "final": final.detach()}
         if name == "drn":
             levels, dual = out["levels"], out["dual"]
             targets = [inp if lv.shape[-2:] == inp.shape[-2:] else _resized(hr, lv) for lv in levels]
@@ -130,7 +164,7 @@ class Criterion(nn.Module):
 
 
 _SIMPLE = {
-    "mse": F.mse_loss,
-    "l1": F.l1_loss,
+    "mse": mse,
+    "l1": l1,
     "charbonnier": charbonnier,
 }

@@ -25,6 +25,19 @@ class RunSpec:
     seed: int = 0
     ema_decay: float = 0.999
     init_from: str | None = None
+    datasets: tuple[str, ...] = ()  # the train store's datasets it learns from; () = all
+
+    def __post_init__(self) -> None:
+        # CLI overrides reach the spec without passing through params' checks; a bad budget must not train at all.
+        for name, value in (("iterations", self.iterations), ("batch size", self.recipe.batch_size)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{self.model} x{self.scale}: {name} must be ≥ 1, got {value!r}")
+        if not self.recipe.lr > 0:
+            raise ValueError(f"{self.model} x{self.scale}: learning rate must be > 0, got {self.recipe.lr!r}")
+        if self.scale not in self.card.scales:
+            raise ValueError(
+                f"{self.model} has no x{self.scale} (it supports {', '.join(f'x{s}' for s in self.card.scales)})"
+            )
 
     @property
     def card(self) -> ModelCard:
@@ -67,8 +80,10 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
     if unknown:
         raise ValueError(f"train.recipe / train.models.{model}: unknown recipe key(s) {sorted(unknown)}")
     recipe_overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe_overrides.items()}
-    if "loss_options" in recipe_overrides:  # merged, so one knob can change without restating the paper's others
-        recipe_overrides["loss_options"] = {**card.recipe.loss_options, **recipe_overrides["loss_options"]}
+    if "loss_options" in recipe_overrides:  # merged paper ← global ← model, so one knob changes alone (e.g. a CPU
+        # profile's global {reduction: mean} survives a model's own {d_features: 16})
+        layers = (card.recipe.loss_options, train.recipe.get("loss_options") or {}, mp.recipe.get("loss_options") or {})
+        recipe_overrides["loss_options"] = {k: v for layer in layers for k, v in layer.items()}
     recipe = dataclasses.replace(card.recipe, **recipe_overrides)
     color = cli.get("color") or mp.color or train.color
     if color == "paper":
@@ -80,10 +95,14 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
         scale=scale,
         config=cli.get("config") or mp.config or train.config,
         color=color,
-        iterations=cli.get("iterations") or mp.iterations or train.iterations or recipe.iterations,
+        # The first one set, not the first truthy one: an explicit 0 is refused below, never taken as "unset".
+        iterations=next(
+            i for i in (cli.get("iterations"), mp.iterations, train.iterations, recipe.iterations, 0) if i is not None
+        ),
         recipe=recipe,
         arch=dict(mp.arch),
         seed=train.seed,
         ema_decay=train.ema_decay,
         init_from=mp.init_from or recipe.loss_options.get("init_from"),
+        datasets=tuple(mp.datasets if mp.datasets is not None else train.datasets),
     )

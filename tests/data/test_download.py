@@ -337,3 +337,34 @@ def test_set5_from_the_shared_benchmarks_mirror(tmp_path: Path, shared_benchmark
 def test_t91_from_the_shared_datasets_mirror(tmp_path: Path, shared_datasets: Path) -> None:
     summary = download(["T91"], tmp_path / "raw", mirrors=[str(shared_datasets)], progress=False)
     assert summary["T91"]["images"] == {"train": 91}
+
+
+@pytest.mark.parametrize("code", ["EAI_AGAIN", "EAI_NONAME", "EAI_FAIL"])
+def test_a_host_that_does_not_resolve_fails_over_at_once(
+    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    # Before: an offline machine's "Temporary failure in name resolution" (EAI_AGAIN) was retried with backoff,
+    # ~30 s per optional dataset without a mirror.
+    import socket
+    import time
+
+    lookups = []
+    loopback = socket.getaddrinfo
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host == "datasets.example.org":
+            lookups.append(host)
+            raise socket.gaierror(getattr(socket, code), "name resolution failed")
+        return loopback(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    good = serve_blob(server)
+    started = time.monotonic()
+    got = fetch(
+        ["http://datasets.example.org/blob.bin", good],
+        tmp_path / "blob.bin",
+        checksum=f"sha256:{sha256(BLOB)}",
+        **{**FAST, "retries": 4, "backoff": 5.0},  # one retry would take 5 s
+    )
+    assert got.source == good and lookups == ["datasets.example.org"]
+    assert time.monotonic() - started < 3

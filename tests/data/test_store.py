@@ -3,6 +3,8 @@ worker- and rank-independent batches, resumption, and clear errors."""
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -180,3 +182,10 @@ def test_bad_patch_sizes_and_scales_are_clear_errors(store: Store) -> None:
 def test_a_folder_that_is_not_a_store_is_a_clear_error(store: Store) -> None:
     with pytest.raises(FileNotFoundError, match="srpipe prepare"):
         Store(store.root.parent)
+
+
+def test_a_corrupt_store_is_an_error_naming_its_file(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "meta.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"train/meta\.json: unreadable .*srpipe prepare"):
+        Store(tmp_path / "train")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import shutil
 import sys
 import threading
@@ -41,6 +42,7 @@ EXPECTED_SCHEMA = [  # the documented contract: a change here must only append
     *[("train_iterations", "int64"), ("train_seconds", "double"), ("train_note", "string")],
     *[("train_color", "string"), ("weights_sha256", "string"), ("git_commit", "string")],
     *[("mlflow_run_id", "string"), ("eval_mlflow_run_id", "string")],
+    *[("source", "string"), ("protocol", "string"), ("weights_source", "string"), ("training_data", "string")],
 ]
 
 
@@ -322,3 +324,31 @@ def test_evaluations_outside_the_pipeline_are_left_out(eval_dir: Path, tmp_path:
     assert summary["models"] == ["bicubic", "espcn"] and summary["scales"] == [4]
     table = pq.read_table(tmp_path / "leaderboard.parquet").to_pandas()
     assert set(zip(table["model"], table["scale"])) == include
+
+
+def test_non_finite_scores_are_left_out_with_a_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Before: an evaluation of an empty folder (NaN) or a diverged model (inf) showed up as `nan`/`inf` rows.
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    good = {"psnr": 25.0, "ssim": 0.7, "images": []}
+    (evals / "bicubic_x4.json").write_text(
+        json.dumps(
+            {
+                "model": "bicubic",
+                "scale": 4,
+                "datasets": {"Set5": good, "empty": {"psnr": float("nan"), "ssim": float("nan")}},
+            }
+        )
+    )
+    (evals / "edsr_x4.json").write_text(
+        json.dumps({"model": "edsr", "scale": 4, "datasets": {"Set5": {"psnr": float("inf"), "ssim": 0.9}}})
+    )
+    with caplog.at_level(logging.WARNING):
+        summary = leaderboard(evals, tmp_path / "board", LeaderboardParams(), register_best=False)
+    assert summary["rows"] == 1 and summary["models"] == ["bicubic"] and summary["datasets"] == ["Set5"]
+    text = (tmp_path / "board" / "LEADERBOARD.md").read_text().lower()
+    assert not re.search(r"\|\s*[-+]?(nan|inf)\b", text)  # no table cell shows nan or inf
+    assert "bicubic_x4.json: empty has a non-finite" in caplog.text and "edsr_x4.json: Set5" in caplog.text
+    with pytest.raises(EvaluationError, match="no evaluation JSONs"):
+        (evals / "bicubic_x4.json").unlink()
+        load_evaluations(evals)

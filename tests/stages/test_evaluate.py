@@ -75,3 +75,22 @@ def test_model_json_has_scores_cost_and_provenance(raw: Path, tmp_path: Path) ->
 def test_absent_datasets_are_skipped_by_name(raw: Path) -> None:
     found, skipped = resolve_datasets(raw, ["Set5", "Urban100", "Set14/test"])
     assert set(found) == {"Set5", "Set14"} and skipped == ["Urban100"]
+
+
+def test_an_empty_folder_is_an_error_not_a_nan(tmp_path: Path) -> None:
+    # Before: exit 0 with NaN PSNR/SSIM in the JSON, which the leaderboard then printed.
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "eval.json"
+    with pytest.raises(ValueError, match=r"no images .* in .*empty"):
+        evaluate("bicubic", 4, {"empty": tmp_path / "empty"}, EvaluateParams(), out_json=out, progress=False)
+    assert not out.exists()
+
+
+def test_an_image_too_small_for_the_scale_is_named(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.new("RGB", (3, 3)).save(folder / "tiny.png")
+    with pytest.raises(ValueError, match=r"tiny\.png: image of .* too small"):
+        evaluate("bicubic", 4, {"set": folder}, EvaluateParams(latency_repeats=1), progress=False)

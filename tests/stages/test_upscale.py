@@ -172,3 +172,41 @@ def test_cli_upscale_bad_input_returns_2_with_a_message(
     assert run(single, "rcan") == 2
     assert "'edsr'" in caplog.text and "'rcan'" in caplog.text
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_inputs_sharing_a_stem_get_distinct_outputs(tmp_path: Path, overwrite: bool) -> None:
+    # Before: all three were named x_x2.png; without --overwrite two were "kept" (never written) with exit 0,
+    # with it they overwrote each other.
+    sources = [_png(tmp_path / "a" / "x.png", 10, 12, seed=1), _png(tmp_path / "b" / "x.png", 10, 12, seed=2)]
+    jpg = tmp_path / "a" / "x.jpg"
+    Image.fromarray(np.full((10, 12, 3), 200, np.uint8)).save(jpg)
+    single = _png(tmp_path / "c" / "y.png", 10, 12, seed=3)
+    out = tmp_path / "out"
+    args = dict(scale=2, device="cpu", progress=False, overwrite=overwrite)
+    result = upscale([jpg, *sources, single, sources[0]], out, "bicubic", **args)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a_x_jpg_x2.png", "a_x_png_x2.png", "b_x_png_x2.png", "y_x2.png"]  # unique stems keep their name
+    assert result["kept"] == [] and len(result["written"]) == 4
+    for src, name in ((sources[0], "a_x_png_x2.png"), (sources[1], "b_x_png_x2.png"), (jpg, "a_x_jpg_x2.png")):
+        lr = torch.from_numpy(_pixels(src)).permute(2, 0, 1)[None]
+        np.testing.assert_array_equal(
+            _pixels(out / name), to_uint8(super_resolve(create_model("bicubic", 2), lr, 2))[0].permute(1, 2, 0).numpy()
+        )
+
+
+def test_an_output_that_cannot_be_written_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import srpipe.stages.upscale as stage
+
+    real = stage.save_png
+
+    def disk_full(path: Path, *args: object, **kwargs: object) -> None:
+        if path.name.startswith("b"):
+            raise OSError(28, "No space left on device")
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "save_png", disk_full)
+    files = [_png(tmp_path / "in" / f"{n}.png", 8, 8, seed=i) for i, n in enumerate("abc")]
+    with pytest.raises(ImageError, match=r"1 output\(s\) not written: .*b_x2\.png"):
+        upscale(files, tmp_path / "out", "bicubic", scale=2, device="cpu", progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png", "c_x2.png"]

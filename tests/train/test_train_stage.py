@@ -166,3 +166,91 @@ def test_ddp_on_two_cpu_processes(store_dir: Path, tmp_path: Path) -> None:
     assert len(losses) == 8, log  # rank 0 only: 40 steps / log_every 5
     assert sum(losses[-2:]) < sum(losses[:2])
     assert read_card(tmp_path / "ddp.pt")[0].train["recipe"]["batch_size"] == 8
+
+
+def _quick(tmp: Path) -> Params:
+    return _load(_params(tmp, iterations=4, val_every=4, ckpt_every=2, log_every=2))
+
+
+@pytest.mark.parametrize("kind", ["foreign file", "weights file", "another run's checkpoint"])
+def test_checkpoint_never_overwrites_or_deletes_a_file_that_is_not_this_runs(
+    store_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    from srpipe.train.loop import CheckpointError
+
+    p = _quick(tmp_path)
+    precious = tmp_path / "precious_x2.pt"
+    if kind == "foreign file":
+        precious.write_bytes(b"PRECIOUS" * 100)
+    elif kind == "weights file":
+        train("edsr_baseline", 2, store_dir, precious, p, progress=False)
+    else:  # a checkpoint kept by an interrupted training of another model
+        train("edsr_baseline", 4, store_dir, tmp_path / "x4.pt", p, checkpoint=precious, progress=False)
+        assert not precious.exists()  # a completed run removes its own checkpoint
+        from srpipe.train.loop import save_checkpoint
+        from srpipe.train.spec import resolve as resolve_spec
+
+        spec4 = resolve_spec("edsr_baseline", 4, p.train)
+        state = _state_for(spec4)
+        save_checkpoint(precious, state, spec4)
+    before = precious.read_bytes()
+    for resume in (None, False):  # not even --restart overwrites a file that is not this run's checkpoint
+        with pytest.raises(CheckpointError, match=re.escape(str(precious))):
+            train("edsr_baseline", 2, store_dir, tmp_path / "new.pt", p, checkpoint=precious, resume=resume)
+    assert precious.read_bytes() == before and not (tmp_path / "new.pt").exists()
+
+
+def _state_for(spec):
+    from srpipe.models import create_model
+    from srpipe.train.loop import build_state
+    from srpipe.train.losses import Criterion
+
+    return build_state(
+        spec, create_model(spec.model, spec.scale, "tiny"), Criterion(spec.recipe, 3, None), torch.device("cpu"), False
+    )
+
+
+def test_checkpoint_and_out_naming_one_file_is_refused(store_dir: Path, tmp_path: Path) -> None:
+    same = tmp_path / "X.pt"
+    with pytest.raises(ValueError, match=r"--checkpoint and --out are the same file"):
+        train("edsr_baseline", 2, store_dir, same, _quick(tmp_path), checkpoint=tmp_path / "." / "X.pt")
+    assert not same.exists()
+
+
+def test_a_crafted_checkpoint_at_the_default_path_never_runs(store_dir: Path, tmp_path: Path) -> None:
+    from srpipe.train.loop import CheckpointError
+
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('pwned')",)
+
+    out = tmp_path / "models" / "edsr_baseline_x2.pt"
+    default = tmp_path / "checkpoints" / "edsr_baseline_x2.ckpt"
+    default.parent.mkdir()
+    torch.save({"format": "srpipe-checkpoint/1", "fingerprint": "x", "payload": Payload()}, default)
+    with pytest.raises(CheckpointError, match=r"edsr_baseline_x2\.ckpt: not a readable checkpoint") as err:
+        train("edsr_baseline", 2, store_dir, out, _quick(tmp_path), progress=False)
+    assert not marker.exists() and "weights_only" not in str(err.value) and default.exists()
+
+
+def test_ctrl_c_during_training_says_where_the_checkpoint_is_and_how_to_resume(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import srpipe.stages.train as stage
+    from srpipe.cli import main
+    from srpipe.train.loop import save_checkpoint
+
+    def interrupted_fit(spec, st, *args, **kwargs):  # Ctrl-C arrives after the first checkpoint was written
+        save_checkpoint(args[4], st, spec)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "fit", interrupted_fit)
+    params, ckpt = _params(tmp_path, iterations=4), tmp_path / "run.ckpt"
+    argv = ["--params", str(params), "train", "--model", "edsr_baseline", "--scale", "2", "--store", str(store_dir)]
+    with caplog.at_level("ERROR", logger="srpipe"):
+        status = main([*argv, "--out", str(tmp_path / "a.pt"), "--checkpoint", str(ckpt), "--no-progress"])
+    assert status == 130 and ckpt.exists()
+    [message] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"the checkpoint at {ckpt} is kept" in message and "run the same command again to resume" in message
