@@ -119,6 +119,8 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
     ev = dataclasses.replace(params.evaluate, self_ensemble=args.self_ensemble or params.evaluate.self_ensemble)
     if args.tile is not None:
         ev = dataclasses.replace(ev, tile=args.tile)
+    if args.protocol is not None:
+        ev = dataclasses.replace(ev, protocol=args.protocol)
     result = evaluate(
         args.model,
         args.scale,
@@ -132,13 +134,12 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         experiment=params.tracking.experiment,
         parent_run_id=_parent_run(params) if args.track else None,
         progress=not args.no_progress,
-        protocol=args.protocol,
     )
     for name, d in result["datasets"].items():
         print(f"{args.model} x{args.scale} on {name}")
         for im in d["images"]:
             print(f"  {im['name']:<16} PSNR {im['psnr']:7.3f} dB  SSIM {im['ssim']:.4f}")
-        print(f"  {'mean':<16} PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}  (Y, crop {args.scale}, {args.protocol})")
+        print(f"  {'mean':<16} PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}  (Y, crop {args.scale}, {ev.protocol})")
     return None
 
 
@@ -370,9 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--protocol",
         choices=["rgb", "y-matlab", "rgb-float"],
-        default="rgb",
-        help="how LR inputs are made and scored: srpipe's rgb (default), or the Y-channel papers' test code "
-        "(y-matlab: SRCNN/VDSR, rgb-float: LapSRN); see srpipe/protocols.py",
+        help="how LR inputs are made and scored: srpipe's rgb, or the Y-channel papers' test code "
+        "(y-matlab: SRCNN/VDSR, rgb-float: LapSRN); see srpipe/protocols.py (default: params evaluate.protocol)",
     )
 
     lb = add(

@@ -222,10 +222,17 @@ class EvaluateParams:
     tile_overlap: int = 16
     flops_input: int = 64  # FLOPs are counted for an LR input of this side (the leaderboard states it)
     latency_repeats: int = 5
+    # How LR inputs are made and scored (srpipe.protocols): `rgb`, srpipe's and the EDSR/RCAN tables' convention, or
+    # a Y-channel paper's own test code (`y-matlab`: SRCNN/FSRCNN/VDSR, `rgb-float`: LapSRN) to compare like with like.
+    protocol: str = "rgb"
 
     def __post_init__(self) -> None:
+        from srpipe.protocols import PROTOCOLS
+
         _at_least(self, 0, "tile", "tile_overlap")
         _at_least(self, 1, "flops_input", "latency_repeats")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"evaluate.protocol: {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
 
 
 @dataclass(frozen=True)

@@ -375,8 +375,9 @@ def test_real_released_weights_beat_bicubic_on_one_image(tmp_path, name, protoco
     weights = import_released(name, tmp_path, tmp_path / "cache", [str(folder)], progress=False)
     kw = {"device": "cpu", "tracking_uri": None, "progress": False}
     ev = EvaluateParams(latency_repeats=1)
-    net = evaluate(spec.model, spec.scale, {"head": tmp_path / "hr"}, ev, weights, protocol=protocol, **kw)
-    base = evaluate("bicubic", spec.scale, {"head": tmp_path / "hr"}, ev, protocol="rgb", **kw)
+    theirs = dataclasses.replace(ev, protocol=protocol)
+    net = evaluate(spec.model, spec.scale, {"head": tmp_path / "hr"}, theirs, weights, **kw)
+    base = evaluate("bicubic", spec.scale, {"head": tmp_path / "hr"}, ev, **kw)
     assert net["psnr"] > base["psnr"] + 0.3  # a one-pixel shift or a transposed kernel lands below bicubic
 
 
@@ -411,8 +412,8 @@ def test_released_weights_reproduce_the_papers_tables(tmp_path, name):
     if not sets:
         pytest.skip(f"no benchmark folders {sorted(spec.published)} under {bench}")
     weights = import_released(name, tmp_path, tmp_path / "cache", [str(folder)], progress=False)
-    ev = EvaluateParams(latency_repeats=1)
-    got = evaluate(spec.model, spec.scale, sets, ev, weights, protocol=spec.protocol, tracking_uri=None, progress=False)
+    ev = EvaluateParams(latency_repeats=1, protocol=spec.protocol)
+    got = evaluate(spec.model, spec.scale, sets, ev, weights, tracking_uri=None, progress=False)
     for dataset, pub in spec.published.items():
         if dataset in got["datasets"]:
             d = got["datasets"][dataset]

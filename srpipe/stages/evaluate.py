@@ -19,7 +19,7 @@ from srpipe.degrade import bicubic_lr
 from srpipe.fsio import write_json
 from srpipe.inference import for_inference, super_resolve
 from srpipe.models import create_model, get_card
-from srpipe.protocols import PROTOCOLS, sr_and_score
+from srpipe.protocols import sr_and_score
 from srpipe.provenance import dvc_md5, file_digest, git_commit
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.weights import WeightsCard, load_model
@@ -59,17 +59,15 @@ def evaluate(
     experiment: str = "srpipe",
     progress: bool = True,
     parent_run_id: str | None = None,
-    protocol: str = "rgb",
 ) -> dict[str, Any]:
     """Score `model` (weights from `weights`; none for bicubic) on each HR folder in `datasets`.
 
     Per image: PSNR and SSIM on Y with crop = scale, and RGB PSNR; per dataset: their means. Also the cost: params,
     FLOPs for a `params.flops_input`² LR input, median latency per image and peak memory on the device.
-    `protocol` (srpipe.protocols) is how LR inputs are made and scores computed: srpipe's `rgb`, or the Y-channel
-    papers' own test code (`y-matlab`, `rgb-float`) for checking released weights against their tables.
+    `params.protocol` (srpipe.protocols) is how LR inputs are made and scores computed: srpipe's `rgb`, or the
+    Y-channel papers' own test code (`y-matlab`, `rgb-float`) for comparing with their tables.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown evaluation protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    protocol = params.protocol
     telemetry_off()
     listed = {name: list_images(folder) for name, folder in datasets.items()}
     if empty := [str(datasets[name]) for name, files in listed.items() if not files]:  # before any work: no NaN
@@ -85,7 +83,9 @@ def evaluate(
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
     net = for_inference(net, dev)
-    input_space, color = get_card(model).input_space, card.color if card else "rgb"
+    # Bicubic has no colour of its own: it interpolates whatever the protocol hands it (Y alone under y-matlab).
+    color = card.color if card else ("y" if protocol == "y-matlab" else "rgb")
+    input_space = get_card(model).input_space
     channels = 1 if color == "y" else 3
     side = params.flops_input * (scale if input_space == "bicubic" else 1)
     result: dict[str, Any] = {"model": model, "scale": scale, "config": card.config if card else "paper"}

@@ -173,7 +173,8 @@ def train(
                     **spec.as_dict(),
                     "steps": result["steps"],
                     "train_seconds": result["seconds"],
-                    "data": sorted(set(train_store.images["dataset"])),  # what it learned from (T91, DIV2K ...)
+                    # What it learned from (T91, DIV2K ...): the model's dataset filter, else the whole store.
+                    "data": list(spec.datasets) or sorted(set(train_store.images["dataset"])),
                     "init": init,  # the weights it started from: file, model, scale, what was loaded and left fresh
                 },
                 metrics={
