@@ -95,6 +95,27 @@ def evaluate_task(
     )
 
 
+@task(task_run_name="evaluate released {name}", **cached("p", "parent"))
+def evaluate_released_task(
+    name: str, raw: Path, raw_digest: str, out: Path, ev: EvaluateParams, p: Params, parent: str
+) -> dict:
+    datasets, _ = evaluate.resolve_datasets(raw, list(ev.datasets))
+    cache = out.parent / "released"  # dvc.yaml's --released-cache
+    return evaluate.evaluate_released(
+        name,
+        datasets,
+        ev,
+        cache,
+        cache / "downloads",
+        p.data.mirrors,
+        out_json=out / f"released_{name}.json",
+        tracking_uri=p.tracking_uri(),
+        experiment=p.tracking.experiment,
+        progress=False,
+        parent_run_id=parent,
+    )
+
+
 @task(task_run_name="leaderboard")
 def leaderboard_task(eval_dir: Path, out: Path, raw: Path, p: Params, parent: str) -> dict:
     return leaderboard.leaderboard(
@@ -107,6 +128,7 @@ def leaderboard_task(eval_dir: Path, out: Path, raw: Path, p: Params, parent: st
         parent_run_id=parent,
         register_best=p.tracking.register_best,
         include=p.pipeline.evaluated(),
+        released=p.pipeline.released,
     )
 
 
@@ -160,6 +182,13 @@ def evaluate_all(
         futures.append(
             evaluate_task.with_options(refresh_cache=fresh).submit(
                 model, scale, w, file_digest(w) if w else "", raw, raw_digest, eval_dir, p.evaluate, p, parent
+            )
+        )
+    for name in p.pipeline.released:  # the authors' weights: skipped with the reason when no copy is reachable
+        fresh = not (eval_dir / f"released_{name}.json").exists()
+        futures.append(
+            evaluate_released_task.with_options(refresh_cache=fresh).submit(
+                name, raw, raw_digest, eval_dir, p.evaluate, p, parent
             )
         )
     wait(futures)

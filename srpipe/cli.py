@@ -107,9 +107,13 @@ def cmd_train(args: argparse.Namespace) -> Any:
 def cmd_evaluate(args: argparse.Namespace) -> Any:
     import dataclasses
 
-    from srpipe.stages.evaluate import evaluate, resolve_datasets
+    from srpipe.stages.evaluate import evaluate, evaluate_released, resolve_datasets
 
     params = _params(args)
+    if args.released and (args.model or args.scale or args.weights or args.protocol):
+        raise SystemExit("evaluate: --released NAME takes model, scale, weights and protocol from the catalog")
+    if not args.released and not (args.model and args.scale):
+        raise SystemExit("evaluate: give --model and --scale (with --weights unless bicubic), or --released NAME")
     if args.hr_dir:
         datasets = {Path(args.hr_dir).name: Path(args.hr_dir)}
     else:
@@ -121,25 +125,30 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         ev = dataclasses.replace(ev, tile=args.tile)
     if args.protocol is not None:
         ev = dataclasses.replace(ev, protocol=args.protocol)
-    result = evaluate(
-        args.model,
-        args.scale,
-        datasets,
-        ev,
-        weights=args.weights and Path(args.weights),
-        out_json=args.json and Path(args.json),
-        save_images=args.save_images and Path(args.save_images),
-        device=args.device,
-        tracking_uri=params.tracking_uri() if args.track else None,
-        experiment=params.tracking.experiment,
-        parent_run_id=_parent_run(params) if args.track else None,
-        progress=not args.no_progress,
-    )
+    kw = {
+        "out_json": args.json and Path(args.json),
+        "save_images": args.save_images and Path(args.save_images),
+        "device": args.device,
+        "tracking_uri": params.tracking_uri() if args.track else None,
+        "experiment": params.tracking.experiment,
+        "parent_run_id": _parent_run(params) if args.track else None,
+        "progress": not args.no_progress,
+    }
+    if args.released:
+        cache = Path(args.released_cache)
+        result = evaluate_released(args.released, datasets, ev, cache, cache / "downloads", _mirrors(args), **kw)
+        if "skipped" in result:
+            print(f"{args.released}: skipped: {result['skipped']}")
+            return None
+        ev = dataclasses.replace(ev, protocol=result["protocol"])
+    else:
+        result = evaluate(args.model, args.scale, datasets, ev, weights=args.weights and Path(args.weights), **kw)
     for name, d in result["datasets"].items():
-        print(f"{args.model} x{args.scale} on {name}")
+        print(f"{result['model']} x{result['scale']} on {name}")
         for im in d["images"]:
             print(f"  {im['name']:<16} PSNR {im['psnr']:7.3f} dB  SSIM {im['ssim']:.4f}")
-        print(f"  {'mean':<16} PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}  (Y, crop {args.scale}, {ev.protocol})")
+        mean = f"PSNR {d['psnr']:7.3f} dB  SSIM {d['ssim']:.4f}"
+        print(f"  {'mean':<16} {mean}  (Y, crop {result['scale']}, {ev.protocol})")
     return None
 
 
@@ -157,6 +166,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
         parent_run_id=_parent_run(params) if args.track else None,
         register_best=params.tracking.register_best,
         include=None if args.all or not params.pipeline.models else params.pipeline.evaluated(),
+        released=params.pipeline.released,
     )
 
 
@@ -355,8 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Score a model on benchmark HR folders in the papers' convention: MATLAB-bicubic LR, SR rounded to\n"
         "uint8, PSNR/SSIM on the BT.601 Y channel with `scale` pixels cropped at every border.",
     )
-    e.add_argument("--model", required=True, help="registered name; `bicubic` needs no weights")
-    e.add_argument("--scale", type=int, required=True)
+    e.add_argument("--model", help="registered name; `bicubic` needs no weights")
+    e.add_argument("--scale", type=int)
+    e.add_argument(
+        "--released",
+        metavar="NAME",
+        help="the authors' released weights from the catalog (`srpipe import --help`): fetched through --mirror / "
+        "params data.mirrors, converted into --released-cache and scored under their paper's test protocol; "
+        "an unavailable file is reported as skipped, not as an error",
+    )
+    e.add_argument("--released-cache", default="data/released", help="converted weights (default: %(default)s)")
+    e.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
     e.add_argument("--weights", help="weights file written by `srpipe train`")
     src = e.add_mutually_exclusive_group()
     src.add_argument("--datasets", type=_csv, help="comma-separated names under --raw, e.g. Set5,Set14")

@@ -65,6 +65,9 @@ class PipelineParams:
     # Pairs trained from the same model at another scale, named "<model>_x<scale>", after it (EDSR/RDN/RCAN x3 and
     # x4 from x2). Their model is not in `models` (that would train the pair twice); its init scale is a job above.
     cross_scale: dict[str, CrossScaleJob] = field(default_factory=dict)
+    # The authors' released weights to import and evaluate beside the trained rows (catalog names, srpipe/data/
+    # released.yaml); each is skipped with its reason when no mirror, cache or URL provides the file.
+    released: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scales or any(s < 2 for s in self.scales) or len(set(self.scales)) != len(self.scales):
@@ -95,6 +98,11 @@ class PipelineParams:
 
         needed = [*self.jobs(), *((m, s) for m, s, _ in self.finetuned()), *((i, s) for _, s, i in self.finetuned())]
         needed += [(m, s) for m, s, _ in self.cross_scaled()]
+        if self.released:
+            from srpipe.released import get_released
+
+            for name in self.released:
+                get_released(name)  # KeyError naming the catalog's entries
         for model, scale in dict.fromkeys(needed):
             card = get_card(model)  # KeyError naming the known models
             if scale not in card.scales:

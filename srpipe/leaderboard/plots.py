@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from srpipe.data.images import load_image
 from srpipe.degrade import bicubic_lr, bicubic_up, modcrop
 from srpipe.fsio import atomic_path
-from srpipe.leaderboard.table import label
+from srpipe.leaderboard.table import row_label
 from srpipe.metrics import score
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,7 @@ def _save(fig: Figure, path: Path) -> None:
 def _cost_panel(ax: Axes, rows: Sequence[Mapping[str, Any]], cost: str, baseline: float | None) -> None:
     if baseline is not None:
         ax.axhline(baseline, ls="--", lw=1, color="grey", label=f"bicubic {baseline:.2f} dB")
-    pts = [
-        (r[cost], r["psnr"], label(r["model"], r["self_ensemble"], r.get("source"))) for r in rows if (r[cost] or 0) > 0
-    ]
+    pts = [(r[cost], r["psnr"], row_label(r)) for r in rows if (r[cost] or 0) > 0]
     if not pts:
         ax.text(0.5, 0.5, f"no {cost} figures", transform=ax.transAxes, ha="center", va="center")
     else:

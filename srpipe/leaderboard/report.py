@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from srpipe.leaderboard.table import label
+from srpipe.leaderboard.table import row_label
 from srpipe.models import get_card
 
 HEADER = """\
@@ -79,6 +79,12 @@ def notes(r: Mapping[str, Any]) -> str:
         out.append(f"released weights ({r.get('training_data') or 'authors’ data'})")
     elif r["train_color"] == "y":
         out.append("trained on Y")
+    if r.get("training_data") and r.get("source") != "released":
+        out.append(f"trained on {r['training_data']}")
+    if r.get("published_training"):
+        out.append(f"published figure: the paper's {r['published_training']} model")
+    if r.get("train_recipe") and "; paper:" in r["train_recipe"]:
+        out.append(f"recipe {r['train_recipe']}")
     if r.get("protocol") not in (None, "rgb"):
         out.append(f"protocol {r['protocol']} (the paper's test code)")
     published_ensemble = _published_self_ensemble(r["model"])
@@ -100,7 +106,7 @@ def cells(rank: int, r: Mapping[str, Any]) -> list[str]:
     pub = "—" if r["published_psnr"] is None else f"{r['published_psnr']:.2f} / {num(r['published_ssim'], '.4f')}"
     gain = "baseline" if r["model"] == "bicubic" else num(r["gain_psnr_over_bicubic"], "+.2f")
     return [
-        *[str(rank), label(r["model"], r["self_ensemble"], r.get("source")), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"],
+        *[str(rank), row_label(r), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"],
         *[gain, pub],
         *[r["published_status"] or "—", num(r["gap_psnr"], "+.2f"), si(r["params"]), si(r["flops"])],
         *[num(r["latency_ms"], ".1f"), notes(r)],
@@ -121,8 +127,9 @@ def _budget(rows: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """LEADERBOARD.md: the header, then one table per scale and dataset in the rows' order (best PSNR first)."""
+def markdown(rows: Sequence[Mapping[str, Any]], skipped: Mapping[str, str] | None = None) -> str:
+    """LEADERBOARD.md: the header, then one table per scale and dataset in the rows' order (best PSNR first), then
+    the released weights the pipeline asked for and could not evaluate, each with its reason."""
     inputs = " / ".join(sorted({r["flops_input"] for r in rows if r["flops_input"]})) or "fixed-size"
     devices = "; ".join(sorted({r["device"] for r in rows if r["device"]})) or "an unrecorded device"
     out = [HEADER.format(budget=_budget(rows), flops_input=inputs, devices=devices)]
@@ -130,10 +137,13 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         section = [r for r in rows if r["scale"] == scale and r["dataset"] == dataset]
         out += [f"## x{scale} on {dataset}", "", "| " + " | ".join(COLUMNS) + " |", ALIGN]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(i, r)) + " |" for i, r in enumerate(section, 1)]
-        sources = {r["model"]: r["published_source"] for r in section if r["published_psnr"] is not None}
+        sources = {row_label(r): r["published_source"] for r in section if r["published_psnr"] is not None}
         if sources:
             out += ["", "Published figures: " + "; ".join(f"{m}: {s}" for m, s in sources.items()) + "."]
         out.append("")
+    if skipped:
+        out += ["## Released weights not evaluated", ""]
+        out += [f"- `{name}`: " + " ".join(why.split()) for name, why in skipped.items()]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -142,6 +152,6 @@ def metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in rows:
         entry = {"psnr": r["psnr"], "ssim": r["ssim"], "gap_psnr": r["gap_psnr"]}
-        name = label(r["model"], r["self_ensemble"], r.get("source"))
+        name = row_label(r)
         out.setdefault(f"x{r['scale']}", {}).setdefault(r["dataset"], {})[name] = entry
     return out

@@ -7,16 +7,18 @@ stable when every value in it is null (no trained model yet → `train_iteration
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from srpipe.leaderboard.published import lookup
+from srpipe.leaderboard.published import lookup, training_key
 from srpipe.models import get_card
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ SCHEMA = pa.schema(
         *[("weights_sha256", _S), ("git_commit", _S), ("mlflow_run_id", _S), ("eval_mlflow_run_id", _S)],
         # appended with released weights: where the weights come from, and how the row was measured
         *[("source", _S), ("protocol", _S), ("weights_source", _S), ("training_data", _S)],
+        # appended with the repro profile: which paper figure the row is held against, and how it was trained
+        *[("published_training", _S), ("train_recipe", _S), ("released", _S)],
     ]
 )
 
@@ -42,9 +46,16 @@ class EvaluationError(ValueError):
     """An evaluation JSON cannot be used; the message names the file."""
 
 
-def label(model: str, self_ensemble: bool, source: str | None = None) -> str:
-    """The name a row is shown under: EDSR's "+" marks the x8 self-ensemble, " (released)" the authors' weights."""
-    return model + ("+" if self_ensemble else "") + (" (released)" if source == "released" else "")
+def label(model: str, self_ensemble: bool, source: str | None = None, released: str | None = None) -> str:
+    """The name a row is shown under: EDSR's "+" marks the x8 self-ensemble, " (released)" the authors' weights,
+    named by their catalog entry without its scale when it says more than the model (SRCNN's 9-1-5 on 91 images)."""
+    name = re.sub(r"_x\d+$", "", released or "") or model
+    return name + ("+" if self_ensemble else "") + (" (released)" if source == "released" else "")
+
+
+def row_label(r: Mapping[str, Any]) -> str:
+    """`label` of a leaderboard row."""
+    return label(r["model"], r["self_ensemble"], r.get("source"), r.get("released"))
 
 
 def _problem(ev: Any) -> str | None:
@@ -71,32 +82,61 @@ def _finite(ev: dict[str, Any], path: Path) -> dict[str, Any] | None:
     return {**ev, "datasets": {k: v for k, v in ev["datasets"].items() if k not in bad}} if bad else ev
 
 
-def load_evaluations(eval_dir: Path, include: Collection[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EvaluationError(f"{path}: not a readable evaluation JSON ({e})") from e
+
+
+def _wanted(ev: Mapping[str, Any], include: Collection[tuple[str, int]] | None, released: Collection[str]) -> bool:
+    if include is None:
+        return True
+    return ev["released"] in released if ev.get("released") else (ev["model"], ev["scale"]) in include
+
+
+def skipped_released(
+    eval_dir: Path, include: Collection[tuple[str, int]] | None = None, released: Collection[str] = ()
+) -> dict[str, str]:
+    """Released weights the pipeline could not evaluate (no copy reachable): catalog name → the reason."""
+    found = (_read(p) for p in sorted(Path(eval_dir).glob("*.json")))
+    return {
+        ev["released"]: ev["skipped"]
+        for ev in found
+        if isinstance(ev, dict) and ev.get("skipped") and _wanted(ev, include, released)
+    }
+
+
+def load_evaluations(
+    eval_dir: Path, include: Collection[tuple[str, int]] | None = None, released: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """Every `*.json` directly in `eval_dir`, by file name; a malformed or duplicate one raises naming the file.
 
-    With `include`, only those (model, scale) pairs: evaluations left behind by models no longer in the pipeline
-    are logged and left out rather than passed off as current.
+    With `include`, only those (model, scale) pairs and the `released` catalog entries: evaluations left behind by
+    models no longer in the pipeline are logged and left out rather than passed off as current. A released entry
+    that was skipped (see `skipped_released`) has no row.
     """
     if not Path(eval_dir).is_dir():
         raise FileNotFoundError(f"leaderboard: {eval_dir} is not a folder of evaluation JSONs")
     evals: list[dict[str, Any]] = []
     seen: dict[tuple[str, int, bool], Path] = {}
     for path in sorted(Path(eval_dir).glob("*.json")):
-        try:
-            ev = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise EvaluationError(f"{path}: not a readable evaluation JSON ({e})") from e
+        ev = _read(path)
+        if isinstance(ev, dict) and ev.get("skipped"):
+            continue
         if problem := _problem(ev):
             raise EvaluationError(f"{path}: {problem}")
         if not (ev := _finite(ev, path)):
             continue
-        if include is not None and (ev["model"], ev["scale"]) not in include:
+        if not _wanted(ev, include, released):
             log.info("leaderboard: %s is not part of this pipeline: left out", path)
             continue
         origin = (ev.get("train") or {}).get("origin") if ev.get("weights") else None
-        key = (ev["model"], ev["scale"], bool(ev.get("self_ensemble")), origin)  # released rows sit beside trained
+        # Released rows sit beside trained ones, each catalog entry its own (SRCNN 9-5-5 ImageNet and 9-1-5 91 images)
+        key = (ev["model"], ev["scale"], bool(ev.get("self_ensemble")), origin, ev.get("released"))
         if key in seen:  # two rows for one key would make "the" number of a model ambiguous
-            raise EvaluationError(f"{path} and {seen[key]} both evaluate {label(*key[:1], key[2], key[3])} x{key[1]}")
+            name = label(ev["model"], key[2], key[3], key[4])
+            raise EvaluationError(f"{path} and {seen[key]} both evaluate {name} x{key[1]}")
         seen[key] = path
         evals.append(ev)
     if not evals:
@@ -113,10 +153,45 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+# The recipe fields a reader needs to judge how a number was obtained, in the order they are shown.
+_RECIPE_FIELDS = ("optimizer", "lr", "schedule", "batch_size", "patch")
+
+
+def _recipe_facts(recipe: Mapping[str, Any], scale: int) -> dict[str, Any]:
+    lr_patch = recipe.get("lr_patch")
+    return {k: recipe.get(k) for k in _RECIPE_FIELDS[:-1]} | {
+        "patch": lr_patch * scale if lr_patch else recipe.get("patch_size")
+    }
+
+
+def recipe_summary(recipe: Mapping[str, Any] | None, scale: int, card: Any) -> str | None:
+    """How a trained row was trained, e.g. "adam lr 0.001 cosine, batch 32, HR patch 33; paper: sgd, constant, batch
+    128" — the fields that differ from the paper's recipe (the model card's) are named, so a CPU recipe is declared."""
+    if not recipe:
+        return None
+    own = _recipe_facts(recipe, scale)
+    text = f"{own['optimizer']} lr {own['lr']:g} {own['schedule']}, batch {own['batch_size']}, HR patch {own['patch']}"
+    if card is None:
+        return text
+    paper = _recipe_facts(dataclasses.asdict(card.recipe), scale)
+    if differs := [k for k in _RECIPE_FIELDS if own[k] != paper[k]]:
+        shown = {"lr": f"lr {paper['lr']:g}", "batch_size": f"batch {paper['batch_size']}"}
+        shown |= {"patch": f"HR patch {paper['patch']}"}
+        return text + "; paper: " + ", ".join(shown.get(k, str(paper[k])) for k in differs)
+    return text + " (the paper's)"
+
+
 def _row(ev: Mapping[str, Any], dataset: str, d: Mapping[str, Any], card: Any) -> dict[str, Any]:
-    fig = lookup(ev["model"], ev["scale"], dataset)
-    pub_psnr, pub_ssim = (fig.psnr, fig.ssim) if fig else (None, None)
     train = ev.get("train") or {}
+    released = train.get("origin") == "released"
+    # A model trained here on e.g. T91 is held against the paper's own figure for that data where one exists; so are
+    # released weights, whose catalog training_data starts with the dataset's name ("T91 (91 images)", "ImageNet ...").
+    if released:
+        learned: tuple[str, ...] = tuple((train.get("training_data") or "").split()[:1])
+    else:
+        learned = tuple(train.get("data") or ())
+    fig = lookup(ev["model"], ev["scale"], dataset, learned)
+    pub_psnr, pub_ssim = (fig.psnr, fig.ssim) if fig else (None, None)
     return {
         "model": ev["model"],
         "paper": card.paper if card else None,
@@ -150,7 +225,10 @@ def _row(ev: Mapping[str, Any], dataset: str, d: Mapping[str, Any], card: Any) -
         "source": (train.get("origin") or "trained here") if ev.get("weights") else None,
         "protocol": ev.get("protocol") or "rgb",
         "weights_source": train.get("source") or None,
-        "training_data": train.get("training_data") or None,
+        "training_data": train.get("training_data") or (training_key(learned) if learned else None),
+        "published_training": (fig.training or None) if fig else None,
+        "train_recipe": None if released else recipe_summary(train.get("recipe"), ev["scale"], card),
+        "released": ev.get("released"),
     }
 
 

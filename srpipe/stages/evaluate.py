@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +198,38 @@ def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str
     tracker.metrics(metrics, step=0)
     tracker.end()
     return tracker.run_id
+
+
+def evaluate_released(
+    name: str,
+    datasets: Mapping[str, Path],
+    params: EvaluateParams,
+    weights_dir: Path,
+    cache_dir: Path,
+    mirrors: Sequence[str] = (),
+    out_json: Path | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Import the catalog's released weights `name` and score them under the protocol of the authors' own test code.
+
+    The row then measures srpipe's architecture and evaluator against the paper's table. When no cache, mirror or URL
+    provides the file, nothing fails: the JSON records `skipped` with the reason (the leaderboard lists it), so an
+    offline machine without the team's copies still runs the whole pipeline. `kw` goes to `evaluate` (device,
+    tracking, progress, save_images).
+    """
+    from srpipe.released import get_released
+    from srpipe.stages.import_weights import WeightsUnavailableError, import_released
+
+    spec = get_released(name)
+    head = {"released": name, "model": spec.model, "scale": spec.scale}
+    try:
+        weights = import_released(name, weights_dir, cache_dir, mirrors, progress=kw.get("progress", True))
+    except WeightsUnavailableError as e:
+        log.warning("evaluate: released %s skipped: %s", name, e)
+        result = head | {"skipped": str(e)}
+    else:
+        theirs = dataclasses.replace(params, protocol=spec.protocol)
+        result = head | evaluate(spec.model, spec.scale, datasets, theirs, weights=weights, **kw)
+    if out_json is not None:
+        write_json(out_json, result)
+    return result

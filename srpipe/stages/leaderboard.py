@@ -19,7 +19,14 @@ import pyarrow.parquet as pq
 from srpipe.config import LeaderboardParams
 from srpipe.fsio import atomic_path, write_json, write_text
 from srpipe.leaderboard.report import markdown, metrics
-from srpipe.leaderboard.table import build_rows, champions, dataset_order, load_evaluations, to_arrow
+from srpipe.leaderboard.table import (
+    build_rows,
+    champions,
+    dataset_order,
+    load_evaluations,
+    skipped_released,
+    to_arrow,
+)
 from srpipe.provenance import git_commit
 from srpipe.tracking import start_run
 
@@ -113,6 +120,7 @@ def leaderboard(
     parent_run_id: str | None = None,
     register_best: bool = True,
     include: Collection[tuple[str, int]] | None = None,
+    released: Collection[str] = (),
 ) -> dict[str, Any]:
     """Gather the evaluation JSONs of `eval_dir` into the leaderboard files in `out_dir`.
 
@@ -120,16 +128,18 @@ def leaderboard(
     (`srpipe evaluate --save-images`); no model is run here. With `tracking_uri` the files are logged to an MLflow
     run (nested under `parent_run_id`) and, if `register_best`, the champion of each scale is registered: best PSNR
     on the primary dataset (the first in the evaluations) among models with a training run. `include` limits the
-    table to those (model, scale) pairs (the pipeline's), so stale evaluations in `eval_dir` never show up.
+    table to those (model, scale) pairs and `released` catalog entries (the pipeline's), so stale evaluations in
+    `eval_dir` never show up; released entries that could not be fetched are listed with their reason.
     Returns rows, models, scales, datasets, files and champions.
     """
     eval_dir, out_dir = Path(eval_dir), Path(out_dir)
-    evals = load_evaluations(eval_dir, include)
+    evals = load_evaluations(eval_dir, include, released)
+    skipped = skipped_released(eval_dir, include, released)
     rows = build_rows(evals)
     primary = dataset_order(evals)[0]
     with atomic_path(out_dir / "leaderboard.parquet", suffix=".parquet") as tmp:
         pq.write_table(to_arrow(rows), tmp)
-    write_text(out_dir / "LEADERBOARD.md", markdown(rows))
+    write_text(out_dir / "LEADERBOARD.md", markdown(rows, skipped))
     write_json(out_dir / "leaderboard.json", metrics(rows))
     files = [out_dir / n for n in ("leaderboard.parquet", "LEADERBOARD.md", "leaderboard.json")]
     files += _plots(rows, evals, eval_dir, out_dir, params.visual_crop, raw_dir)
@@ -147,6 +157,7 @@ def leaderboard(
         "scales": sorted({r["scale"] for r in rows}),
         "datasets": dataset_order(evals),
         "files": [str(f) for f in files],
+        "skipped_released": skipped,
         "champions": {f"x{s}": {"model": r["model"], "psnr": r["psnr"], "dataset": primary} for s, r in best.items()},
     }
     if tracking_uri:

@@ -35,7 +35,11 @@ def test_flow_builds_caches_and_reruns_only_what_changed(prefect_harness: None, 
     result = pipeline(params_path="params.yaml", root=str(root))
     assert sorted(result["trained"]) == ["espcn_x4", "fsrcnn_x4"]
     board = pd.read_parquet(root / "leaderboard" / "leaderboard.parquet")
-    assert sorted(board["model"].unique()) == ["bicubic", "espcn", "fsrcnn"]
+    assert sorted(board[board["source"] != "released"]["model"].unique()) == ["bicubic", "espcn", "fsrcnn"]
+    # released weights (params pipeline.released, where the team copy is reachable): the same rows as under dvc repro
+    assert set(board[board["source"] == "released"]["released"]) == set(
+        yaml.safe_load((root / "params.yaml").read_text())["pipeline"]["released"]
+    )
     for m in ["bicubic", *MODELS]:
         ev = json.loads((root / "data" / "eval" / f"{m}_x4.json").read_text())
         assert ev["psnr"] > 0 and ev["mlflow_run_id"]

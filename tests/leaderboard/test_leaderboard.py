@@ -43,6 +43,7 @@ EXPECTED_SCHEMA = [  # the documented contract: a change here must only append
     *[("train_color", "string"), ("weights_sha256", "string"), ("git_commit", "string")],
     *[("mlflow_run_id", "string"), ("eval_mlflow_run_id", "string")],
     *[("source", "string"), ("protocol", "string"), ("weights_source", "string"), ("training_data", "string")],
+    *[("published_training", "string"), ("train_recipe", "string"), ("released", "string")],
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from srpipe.leaderboard.published import STATUSES, Figure, load_published, lookup, parse
+from srpipe.leaderboard.published import STATUSES, Figure, load_published, lookup, parse, training_key
 from srpipe.models import get_card, list_models
 
 # The values every comparison table agrees on (RCAN ECCV'18 Table 3, RDN CVPR'18, EDSR CVPRW'17; DRN README).
@@ -25,9 +25,10 @@ def test_required_set5_values(scale: int, model: str, psnr: float) -> None:
 
 def test_models_are_registered_and_statuses_allowed() -> None:
     table = load_published()
-    assert {model for model, _, _ in table} <= set(list_models())
+    assert {model for model, _, _, _ in table} <= set(list_models())
     assert {fig.status for fig in table.values()} <= set(STATUSES)
-    assert {dataset for _, _, dataset in table} <= {"", "Set5", "Set14", "B100", "Urban100"}
+    assert {dataset for _, _, dataset, _ in table} <= {"", "Set5", "Set14", "B100", "Urban100"}
+    assert {training for *_, training in table} <= {"", "T91"}
 
 
 def test_every_model_scale_has_a_row() -> None:
@@ -40,11 +41,11 @@ def test_every_model_scale_has_a_row() -> None:
 
 def test_flags_follow_the_notes() -> None:
     table = load_published()
-    assert all(f.status == "UNCONFIRMED" for (m, _, _), f in table.items() if m == "red30" and f.psnr is not None)
-    assert table["drcn", 3, "Urban100"].status == "UNCONFIRMED"
-    assert table["drcn", 4, "Set5"].status == "secondary"
-    assert table["edsr_baseline", 2, "Set5"].status == "secondary"
-    assert table["drn_s", 4, "Set5"] == Figure(32.68, None, table["drn_s", 4, "Set5"].source, "published")
+    assert all(f.status == "UNCONFIRMED" for (m, *_), f in table.items() if m == "red30" and f.psnr is not None)
+    assert table["drcn", 3, "Urban100", ""].status == "UNCONFIRMED"
+    assert table["drcn", 4, "Set5", ""].status == "secondary"
+    assert table["edsr_baseline", 2, "Set5", ""].status == "secondary"
+    assert table["drn_s", 4, "Set5", ""] == Figure(32.68, None, table["drn_s", 4, "Set5", ""].source, "published")
 
 
 def test_lookup_falls_back_to_the_model_wide_row() -> None:
@@ -53,20 +54,37 @@ def test_lookup_falls_back_to_the_model_wide_row() -> None:
     assert lookup("red30", 2, "Urban100").status == "not published"
 
 
+# The 91-image models of the papers srpipe's repro profile trains (params-repro.yaml): SRCNN ECCV'14 Tables 1-2
+# (9-1-5), FSRCNN ECCV'16 (before General-100), ESPCN CVPR'16 Table 1 (tanh).
+T91 = [("srcnn", "Set5", 32.39), ("srcnn", "Set14", 29.00), ("fsrcnn", "Set5", 33.06), ("espcn", "Set5", 32.55)]
+
+
+@pytest.mark.parametrize("model,dataset,psnr", T91)
+def test_a_model_trained_on_t91_is_compared_with_the_papers_t91_figure(model: str, dataset: str, psnr: float) -> None:
+    fig = lookup(model, 3, dataset, ["T91"])
+    assert fig is not None and fig.psnr == psnr and fig.training == "T91"
+    headline = lookup(model, 3, dataset)  # no training data given (or other data): the headline figure
+    assert headline is not None and headline.training == "" and lookup(model, 3, dataset, ["DIV2K"]) == headline
+
+
+def test_training_key_is_order_free() -> None:
+    assert training_key(["Flickr2K", "DIV2K", "DIV2K"]) == "DIV2K+Flickr2K" == training_key(("DIV2K", "Flickr2K"))
+
+
 @pytest.mark.parametrize(
     "line,message",
     [
-        ("edsr,4,Set5,32.46,0.8968,x,maybe", "status 'maybe'"),
-        ("edsr,4,Set5,,,x,published", "status 'published' with psnr ''"),
-        ("edsr,four,Set5,32.46,0.8968,x,published", "line 2"),
+        ("edsr,4,Set5,,32.46,0.8968,x,maybe", "status 'maybe'"),
+        ("edsr,4,Set5,,,,x,published", "status 'published' with psnr ''"),
+        ("edsr,four,Set5,,32.46,0.8968,x,published", "line 2"),
     ],
 )
 def test_parse_rejects_bad_rows(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse("model,scale,dataset,psnr,ssim,source,status\n" + line + "\n")
+        parse("model,scale,dataset,training,psnr,ssim,source,status\n" + line + "\n")
 
 
 def test_parse_rejects_duplicates() -> None:
-    row = "edsr,4,Set5,32.46,0.8968,x,published\n"
+    row = "edsr,4,Set5,,32.46,0.8968,x,published\n"
     with pytest.raises(ValueError, match="line 3: duplicate"):
-        parse("model,scale,dataset,psnr,ssim,source,status\n" + row + row)
+        parse("model,scale,dataset,training,psnr,ssim,source,status\n" + row + row)
