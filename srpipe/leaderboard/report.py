@@ -96,7 +96,7 @@ def notes(r: Mapping[str, Any]) -> str:
         )
     elif published_ensemble:
         out.append("no self-ensemble; the published figure uses the x8 self-ensemble")
-    if r["train_note"]:
+    if r["train_note"] and r.get("source") != "released":  # a released card's note repeats its provenance
         out.append(r["train_note"])
     return "; ".join(out)
 
