@@ -123,6 +123,8 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
     ev = dataclasses.replace(params.evaluate, self_ensemble=args.self_ensemble or params.evaluate.self_ensemble)
     if args.tile is not None:
         ev = dataclasses.replace(ev, tile=args.tile)
+    if args.max_memory is not None:
+        ev = dataclasses.replace(ev, max_memory=args.max_memory)
     if args.protocol is not None:
         ev = dataclasses.replace(ev, protocol=args.protocol)
     kw = {
@@ -254,6 +256,7 @@ def cmd_upscale(args: argparse.Namespace) -> Any:
         device=args.device,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        max_memory=args.max_memory,
     )
 
 
@@ -268,6 +271,23 @@ def cmd_run(args: argparse.Namespace) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.pipeline(params_path=_params_path(args) or "params.yaml")
+
+
+def _max_memory_help(default: str) -> str:
+    from srpipe.memory import DEFAULT_FRACTION
+
+    machine = f"{DEFAULT_FRACTION:.0%} of the machine's available memory".replace("%", "%%")
+    return f"cap on resident memory, e.g. 2GB or 1.5GiB: picks the tile before the work (default: {default}{machine})"
+
+
+def _size(value: str) -> str:
+    from srpipe.memory import parse_size
+
+    try:
+        parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
 
 
 def _positive(value: str) -> int:
@@ -382,7 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--hr-dir", help="any folder of HR images")
     e.add_argument("--raw", default="data/raw", help="downloaded datasets (default: %(default)s)")
     e.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (EDSR+)")
-    e.add_argument("--tile", type=int, help="tile side in input pixels (default: whole image, tiles on OOM)")
+    e.add_argument(
+        "--tile", type=int, help="tile side in LR pixels (default: the largest that fits under --max-memory)"
+    )
+    e.add_argument("--max-memory", type=_size, help=_max_memory_help("params evaluate.max_memory, else "))
     e.add_argument("--save-images", help="write the SR images under this folder")
     e.add_argument("--json", help="write the results as JSON here")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
@@ -428,7 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--weights", help="weights file (not needed for bicubic)")
     u.add_argument("--out", required=True, help="output folder")
     u.add_argument("--scale", type=int, help="checked against the weights; required for bicubic")
-    u.add_argument("--tile", type=int, default=0, help="tile side in input pixels (0 = whole image)")
+    u.add_argument(
+        "--tile", type=int, default=0, help="tile side in input pixels (default 0: the largest under --max-memory)"
+    )
+    u.add_argument("--max-memory", type=_size, help=_max_memory_help(""))
     u.add_argument("--tile-overlap", type=int, default=16, help="overlap between tiles (default: %(default)s)")
     u.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
     u.add_argument("--device", default="auto", help="cpu, cuda ... (default: auto; fp16/bf16 on CUDA)")

@@ -226,8 +226,11 @@ class EvaluateParams:
     # Models evaluated with the x8 self-ensemble whatever `self_ensemble` says: those whose published figures use it
     # (RED30: the authors' test code averages the 8 flips/rotations; its card says so), to compare like with like.
     self_ensemble_models: tuple[str, ...] = ()
-    tile: int = 0  # 0 = whole image unless it would not fit, then tiles
+    tile: int = 0  # LR px; 0 = the largest tile that fits under `max_memory` (the whole image when it fits)
     tile_overlap: int = 16
+    # Cap on this process's resident memory, e.g. "3GB" (srpipe.memory.parse_size); the tile is picked from it before
+    # the work. None: srpipe.memory.memory_cap's default, a share of the machine's available memory.
+    max_memory: str | None = None
     flops_input: int = 64  # FLOPs are counted for an LR input of this side (the leaderboard states it)
     latency_repeats: int = 5
     # How LR inputs are made and scored (srpipe.protocols): `rgb`, srpipe's and the EDSR/RCAN tables' convention, or
@@ -239,6 +242,13 @@ class EvaluateParams:
 
         _at_least(self, 0, "tile", "tile_overlap")
         _at_least(self, 1, "flops_input", "latency_repeats")
+        if self.max_memory is not None:
+            from srpipe.memory import parse_size
+
+            try:
+                parse_size(self.max_memory)
+            except ValueError as e:
+                raise ValueError(f"max_memory: {e}") from None
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"evaluate.protocol: {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
 

@@ -31,6 +31,10 @@ from srpipe.degrade import imresize, modcrop
 from srpipe.metrics import psnr, score, ssim
 
 PROTOCOLS = ("rgb", "y-matlab", "rgb-float")
+# Memory scoring holds per HR pixel, the float SR result included (SSIM's five float64 maps dominate): 170-187 bytes
+# measured with srpipe.memory.peak_allocated_bytes for 256-1536 px images under each protocol; evaluate reserves it
+# before it picks a tile. tests/test_protocols.py keeps it an upper bound.
+SCORE_BYTES_PER_PX = 200
 # run(lr, color): SR of an N×C×h×w LR batch (uint8, or float in [0, 255]) → float output in [0, 1] (not clipped)
 Run = Callable[[Tensor, str], Tensor]
 

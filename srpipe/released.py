@@ -13,7 +13,6 @@ conversion is exact. Nothing here executes a checkpoint's code: torch files load
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import re
@@ -336,14 +335,6 @@ def convert_file(
         return convert_state(READERS[spec.reader](path), spec, target, scale), name
     except ConversionError as e:
         raise ConversionError(f"{path} ({name}) as {model} x{scale} config {config!r}: {e}") from None
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- the catalog (released.yaml) ---------------------------------------------------------------------------------

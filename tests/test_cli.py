@@ -140,6 +140,16 @@ def test_iterations_zero_or_negative_is_a_usage_error(capsys: pytest.CaptureFixt
         assert exit_.value.code == 2 and "must be ≥ 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command", [["upscale", "x.png", "--model", "edsr", "--out", "o"], ["evaluate", "--model", "edsr", "--scale", "2"]]
+)
+def test_max_memory_must_be_a_size(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*command, "--max-memory", "lots"])
+    assert exit_.value.code == 2 and "not a memory size: 'lots'" in capsys.readouterr().err
+    assert build_parser().parse_args([*command, "--max-memory", "2GB"]).max_memory == "2GB"
+
+
 def test_run_checks_model_names_before_loading_the_flow(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

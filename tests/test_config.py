@@ -83,6 +83,8 @@ def test_a_named_params_file_that_is_missing_or_not_yaml_is_an_error_naming_it(t
         ("data", {"datasets": {"Set5": "maybe"}}, r"datasets\.Set5 must be required or optional"),
         ("data", {"timeout": 0}, r"timeout must be > 0"),
         ("evaluate", {"tile": -1}, r"tile must be ≥ 0"),
+        ("evaluate", {"max_memory": "lots"}, r"params\.evaluate: max_memory: not a memory size: 'lots'"),
+        ("evaluate", {"max_memory": 3000000000}, r"params\.evaluate\.max_memory: expected str"),
         ("orchestration", {"max_concurrent_trainings": 0}, r"max_concurrent_trainings must be ≥ 1"),
     ],
 )

@@ -1,5 +1,6 @@
-"""Whole-image inference: tiling (exact for local nets, within 0.01 dB for RCAN), the x8 self-ensemble, the Y-channel
-path with bicubic chroma, and the bicubic input space."""
+"""Whole-image inference: tiling (exact for local nets, within 0.01 dB for RCAN), streaming tiles into uint8 and the
+tile a memory budget allows, the x8 self-ensemble, the Y-channel path with bicubic chroma, and the bicubic input
+space."""
 
 from __future__ import annotations
 
@@ -14,9 +15,23 @@ from torch import Tensor, nn
 
 from srpipe.color import rgb_to_ycbcr
 from srpipe.degrade import bicubic_lr, bicubic_up, imresize
-from srpipe.inference import self_ensemble, super_resolve, tiled, to_uint8
+from srpipe.inference import (
+    bytes_per_pixel,
+    plan_tile,
+    self_ensemble,
+    sr_function,
+    super_resolve,
+    super_resolve_uint8,
+    tile_boxes,
+    tile_budget,
+    tiled,
+    to_uint8,
+)
+from srpipe.memory import peak_allocated_bytes, rss_bytes
 from srpipe.metrics import psnr
-from srpipe.models import create_model
+from srpipe.models import create_model, get_card
+
+CPU = torch.device("cpu")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,6 +107,70 @@ def test_tiled_edge_cases() -> None:
     assert tiled(fn, tile=0, overlap=4, out_scale=3) is fn
     with pytest.raises(ValueError, match="overlap 16 must be smaller than the tile 16"):
         tiled(fn, tile=16, overlap=16, out_scale=3)
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "tile", "overlap"), [(97, 130, 40, 16), (10, 30, 12, 4), (64, 64, 64, 8), (5, 300, 33, 9)]
+)
+def test_tile_boxes_cover_the_image_with_context_around_kept_pixels(h: int, w: int, tile: int, overlap: int) -> None:
+    cover = np.zeros((h, w), int)
+    half = overlap // 2
+    for (y0, y1, x0, x1), (ky0, ky1, kx0, kx1) in tile_boxes(h, w, tile, overlap):
+        assert 0 <= y0 <= ky0 < ky1 <= y1 <= h and 0 <= x0 <= kx0 < kx1 <= x1 <= w
+        assert y1 - y0 <= tile and x1 - x0 <= tile
+        assert (ky0 - y0 >= half or ky0 == 0) and (y1 - ky1 >= half or ky1 == h)
+        assert (kx0 - x0 >= half or kx0 == 0) and (x1 - kx1 >= half or kx1 == w)
+        cover[ky0:ky1, kx0:kx1] += 1
+    assert cover.min() >= 1
+    assert tile_boxes(h, w, 0, overlap) == [((0, h, 0, w), (0, h, 0, w))]
+
+
+@pytest.mark.parametrize(
+    ("name", "color", "ensemble"),
+    [("edsr", "rgb", False), ("edsr", "y", True), ("vdsr", "y", False), ("espcn", "rgb", False)],
+)
+def test_streamed_tiles_equal_the_whole_image(
+    pair: tuple[Tensor, Tensor], name: str, color: str, ensemble: bool
+) -> None:
+    hr, lr = pair
+    torch.manual_seed(0)
+    net = create_model(name, 2, "tiny", channels=1 if color == "y" else 3).eval()
+    fn = sr_function(net, 2, get_card(name).input_space, color, ensemble)
+    pixels = lr[0].permute(1, 2, 0).numpy()
+    whole = super_resolve_uint8(fn, pixels, 2, 0, 16, CPU)
+    # The whole image streamed is what the float path rounds to: evaluate and upscale agree.
+    expected = to_uint8(super_resolve(net, lr, 2, get_card(name).input_space, color, ensemble=ensemble))
+    np.testing.assert_array_equal(whole, expected[0].permute(1, 2, 0).numpy())
+    tiles = super_resolve_uint8(fn, pixels, 2, 40, 16, CPU)  # 96×128 LR: uneven last tiles on both axes
+    as_batch = [torch.from_numpy(a).permute(2, 0, 1)[None] for a in (whole, tiles)]
+    assert abs(psnr(as_batch[0], hr, 2).item() - psnr(as_batch[1], hr, 2).item()) <= 0.01
+    diff = np.abs(whole.astype(int) - tiles.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # equal but for a float-rounding tie here and there
+
+
+def test_plan_tile_takes_the_whole_image_when_it_fits_else_the_largest_tile() -> None:
+    assert plan_tile(100.0, 100 * 50 * 60, 50, 60, overlap=16) == 0
+    assert plan_tile(100.0, 100 * 40 * 40 + 99, 500, 600, overlap=16) == 40
+    with pytest.raises(MemoryError, match=r"32-px tiles .* raise --max-memory by at least"):
+        plan_tile(100.0, 100 * 31 * 31, 500, 600, overlap=16)  # a tile must be twice the overlap
+    with pytest.raises(MemoryError, match="raise --max-memory"):
+        plan_tile(100.0, -5e6, 500, 600, overlap=16)
+
+
+def test_tile_budget_is_what_the_cap_leaves_beside_the_result() -> None:
+    cap = rss_bytes() + 10**9
+    assert 0.8e9 < tile_budget(cap, 10**8, CPU) <= 0.9e9  # what the process holds now is already counted
+    with pytest.raises(MemoryError, match=r"the result needs 2 GB .* raise --max-memory"):
+        tile_budget(cap, 2 * 10**9, CPU)
+
+
+def test_the_probe_bounds_the_memory_of_a_whole_image(pair: tuple[Tensor, Tensor], edsr: nn.Module) -> None:
+    _, lr = pair
+    fn = sr_function(edsr, 2)
+    per_px = bytes_per_pixel(fn)  # measured on a 32-px probe
+    with torch.inference_mode():
+        measured = peak_allocated_bytes(lambda: to_uint8(fn(lr)), CPU)  # the whole 96×128 image
+    assert measured <= per_px * 96 * 128 <= 2 * measured
 
 
 def _d4_equivariant(x: Tensor) -> Tensor:

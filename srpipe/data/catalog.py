@@ -58,6 +58,8 @@ class DatasetSpec:
     embedded: bool = False  # ships with srpipe's dependencies (the `sample` set): never fetched
     local_only: bool = False  # licence-gated: only a local or mirror folder can provide it
     note: str = ""  # how to obtain a local_only dataset
+    # "<split>/<image stem>" -> pixel sha256 (srpipe.data.images.pixel_digest): what a folder copy is checked against
+    images: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,19 @@ def _split_rule(split: str, entry: Any, where: str) -> SplitRule:
     return SplitRule(str(split), globs, count)
 
 
+def _images(entry: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(entry, Mapping):
+        raise CatalogError(f"{where}: expected a mapping of <split>/<image> to sha256:<hex>")
+    for key, digest in entry.items():
+        split, _, stem = str(key).partition("/")
+        if not (_SPLIT.match(split) and stem and "/" not in stem and re.match(r"^sha256:[0-9a-f]{64}$", str(digest))):
+            raise CatalogError(f"{where}.{key}: expected <split>/<image>: sha256:<64 hex>, got {digest}")
+    return tuple(sorted((str(k), str(v)) for k, v in entry.items()))
+
+
 def _dataset(name: str, entry: Mapping[str, Any], archives: Mapping[str, ArchiveSpec]) -> DatasetSpec:
     where = f"datasets.{name}"
-    flags = {"sources", "embedded", "local_only", "note"}
+    flags = {"sources", "embedded", "local_only", "note", "images"}
     e = _take(entry, where, {"description", "licence", "homepage", "default_split"}, flags)
     sources, seen = [], set()
     for i, src in enumerate(e.get("sources") or []):
@@ -141,6 +153,7 @@ def _dataset(name: str, entry: Mapping[str, Any], archives: Mapping[str, Archive
         embedded=bool(e.get("embedded", False)),
         local_only=bool(e.get("local_only", False)),
         note=str(e.get("note") or "").strip(),
+        images=_images(e.get("images") or {}, f"{where}.images"),
     )
     if (spec.embedded or spec.local_only) == bool(spec.sources):
         raise CatalogError(f"{where}: needs sources, unless it is embedded or local_only (then it has none)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -75,6 +78,21 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(rgb), False, path)
 
 
+def pixel_digest(path: str | os.PathLike[str]) -> str:
+    """`sha256:<hex>` of an image as srpipe sees it: size, gray flag and the decoded RGB bytes.
+
+    Pixels, not file bytes: two PNG encoders (or a BMP and its PNG) of one image agree, so the catalog can check a
+    copy of a dataset from any mirror (`catalog.yaml` `images`).
+    """
+    from srpipe.integrity import new_hash, tagged
+
+    img = load_image(path)
+    h = new_hash()
+    h.update(f"{img.size[0]}x{img.size[1]}:{'gray' if img.gray else 'rgb'}\n".encode())
+    h.update(img.pixels.tobytes())
+    return tagged(h)
+
+
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files directly inside `folder`, sorted by name (hidden files skipped)."""
     folder = Path(folder)
@@ -85,11 +103,38 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     )
 
 
+def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
+    f.write(struct.pack(">I", len(data)) + kind)
+    f.write(data)  # not concatenated: a band of noise deflates to its own size, and each copy would cost that
+    f.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+
 def save_png(path: str | os.PathLike[str], pixels: np.ndarray, gray: bool = False) -> None:
-    """Write H×W×3 (or H×W) uint8 pixels atomically as PNG; `gray` stores one channel (a gray source stays gray)."""
+    """Write H×W×3 (or H×W) uint8 pixels atomically as PNG; `gray` stores one channel (a gray source stays gray).
+
+    Rows are filtered and deflated a band at a time, so writing a 1 GB result costs a few MB beside it rather than
+    the whole-image copies PIL makes (4 bytes per RGB pixel); zlib level 6, PIL's default.
+    """
     a = np.asarray(pixels)
     if a.dtype != np.uint8:
         raise TypeError(f"save_png wants uint8 pixels, got {a.dtype}")
-    img = Image.fromarray(a[:, :, 0] if gray and a.ndim == 3 else a)
-    with atomic_path(path, suffix=".png") as tmp:
-        img.save(tmp, format="PNG")
+    a = a[:, :, :1] if gray and a.ndim == 3 else a.reshape(*a.shape[:2], -1)
+    h, w, c = a.shape
+    if c not in (1, 3):
+        raise ValueError(f"save_png wants 1 or 3 channels, got {c}")
+    band = max(1, 2**20 // (w * c + 1))  # rows per ~1 MB: zlib's output buffer for a band grows to ~3× it
+    with atomic_path(path, suffix=".png") as tmp, open(tmp, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0))
+        z = zlib.compressobj(6)
+        for y in range(0, h, band):
+            rows = a[y : y + band].reshape(-1, w * c)
+            # Filter "Sub" (PNG spec 9.2): each byte minus the same channel of the pixel to its left, modulo 256.
+            filtered = np.empty((len(rows), w * c + 1), np.uint8)
+            filtered[:, 0] = 1
+            filtered[:, 1 : c + 1] = rows[:, :c]
+            np.subtract(rows[:, c:], rows[:, :-c], out=filtered[:, c + 1 :])
+            if data := z.compress(filtered.data):
+                _chunk(f, b"IDAT", data)
+        _chunk(f, b"IDAT", z.flush())
+        _chunk(f, b"IEND", b"")

@@ -3,12 +3,13 @@
 Per dataset the first source that works wins: a `local` folder declared for it, then each mirror in order (a folder
 holding `<dataset>/` or the official archive files, or a base URL serving those files), then the embedded copy or
 the catalog's official URLs. A finished dataset carries `MANIFEST.json` (source, files, sha256) and is never fetched
-again; archives stay in the download cache, so re-extracting never re-downloads.
+again; archives stay in the download cache, so re-extracting never re-downloads. The manifest also says whether
+the images were checked (`verified`): archives against their published checksums, folder copies against the
+catalog's per-image pixel digests; where the catalog has none, `"verified": false` and `verification` say so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from types import MappingProxyType
 
 from srpipe.data.catalog import ArchiveSpec, Catalog, DatasetSpec, get_dataset
 from srpipe.data.download import (
+    ChecksumError,
     DownloadError,
     ExtractError,
     Fetched,
@@ -34,9 +36,10 @@ from srpipe.data.download import (
     verify_file,
     warn_unpublished,
 )
-from srpipe.data.images import ImageError
+from srpipe.data.images import ImageError, pixel_digest
 from srpipe.data.sample import write_sample
 from srpipe.fsio import atomic_dir, sweep, write_json
+from srpipe.provenance import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class _Run:
     progress: bool
     failures: list[str] = field(default_factory=list)  # per dataset; reset by `_ingest`
     archives: list[dict[str, str | None]] = field(default_factory=list)
+    checked: tuple[bool, str] = (False, "")  # per dataset: (verified, how), for MANIFEST.json
 
 
 def env_mirrors() -> list[str]:
@@ -165,26 +169,60 @@ def _clear(folder: Path) -> None:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+def _check_copy(spec: DatasetSpec, tmp: Path, folder: Path) -> tuple[bool, str]:
+    """Compare the images copied from `folder` into `tmp` with the catalog's pixel digests: (verified, how).
+
+    Raises:
+        ChecksumError: in a split the catalog lists, an image differs, is missing or is not part of the dataset.
+    """
+    known = dict(spec.images)
+    if not known:
+        return False, f"copied from the folder {folder}; the catalog has no per-image checksums for {spec.name}"
+    listed = {key.split("/")[0] for key in known}
+    copied = {p.relative_to(tmp).with_suffix("").as_posix(): p for p in sorted(tmp.rglob("*.png"))}
+    checked = {key: p for key, p in copied.items() if key.split("/")[0] in listed}
+    changed = [key for key, p in checked.items() if key in known and pixel_digest(p) != known[key]]
+    problems = {
+        "changed": changed,
+        "missing": sorted(known.keys() - checked.keys()),
+        "not in the dataset": sorted(checked.keys() - known.keys()),
+    }
+    if any(problems.values()):
+        what = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in problems.items() if keys)
+        raise ChecksumError(f"{spec.name}: {folder} does not match the catalog's image checksums ({what})")
+    if unlisted := sorted({key.split("/")[0] for key in copied} - listed):
+        return False, f"{', '.join(sorted(listed))}: match the catalog's pixel sha256; {', '.join(unlisted)}: unchecked"
+    return True, f"every image matches the catalog's pixel sha256 (copied from the folder {folder})"
+
+
+def _import_checked(spec: DatasetSpec, folder: Path, tmp: Path, run: _Run) -> None:
+    import_folder(folder, tmp, spec.default_split, _splits(spec))
+    run.checked = _check_copy(spec, tmp, folder)
+    if not run.checked[0]:
+        log.warning("%s: not verified: %s", spec.name, run.checked[1])
+
+
 def _ingest(spec: DatasetSpec, tmp: Path, local: str | None, run: _Run) -> str:
     """Fill `tmp` with the dataset's splits from the first source that works; return that source."""
-    run.failures, run.archives = [], []
+    run.failures, run.archives, run.checked = [], [], (False, "")
     if local is not None:  # an explicit folder: its errors are the user's to see, not a reason to fall back
         if not Path(local).is_dir():
             raise FileNotFoundError(f"{spec.name}: the local folder {local} does not exist")
-        import_folder(local, tmp, spec.default_split, _splits(spec))
+        _import_checked(spec, Path(local), tmp, run)
         return f"local:{local}"
     for mirror in (m for m in run.mirrors if not _is_url(m)):
         if (folder := _dataset_folder(_folder(mirror), spec.name)) is None:
             continue
         try:
-            import_folder(folder, tmp, spec.default_split, _splits(spec))
+            _import_checked(spec, folder, tmp, run)
             return f"mirror:{mirror}"
-        except (ExtractError, ImageError, OSError) as e:
+        except (ExtractError, ImageError, ChecksumError, OSError) as e:
             log.warning("%s: mirror folder %s is unusable: %s", spec.name, folder, e)
             run.failures.append(f"mirror folder {folder}: {e}")
             _clear(tmp)
     if spec.embedded:
         write_sample(tmp)
+        run.checked = (False, "written from the images bundled with scikit-image; the catalog has no checksums")
         return "embedded"
     if spec.local_only:
         reason = "licence-gated: no download URL; only a --local folder or a mirror folder can provide it"
@@ -197,15 +235,12 @@ def _ingest(spec: DatasetSpec, tmp: Path, local: str | None, run: _Run) -> str:
         except (ExtractError, ImageError) as e:
             raise DatasetUnavailableError(spec.name, [*run.failures, f"{origin}: {e}"], _hint(spec)) from None
         origins.append(origin)
+    unpublished = [str(a["file"]) for a in run.archives if not a["published"]]
+    if unpublished:
+        run.checked = (False, f"no published checksum for {', '.join(unpublished)} (sha256 recorded on first use)")
+    else:
+        run.checked = (True, "every archive matches its published checksum")
     return " + ".join(dict.fromkeys(origins))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _complete(folder: Path) -> dict | None:
@@ -224,6 +259,8 @@ def _one(spec: DatasetSpec, local: str | None, optional: bool, run: _Run) -> dic
     dest = run.raw_dir / spec.name
     sweep(dest)  # a download killed earlier: its temp tree goes, a dataset hidden mid-swap comes back
     done = _complete(dest)
+    if done is not None and "verified" not in done and spec.images:
+        done = None  # copied before copies were checked, and the catalog can check this one now
     if done is not None and (local is None or done.get("source") == f"local:{local}"):
         log.info("%s: already complete in %s (source %s); nothing to fetch", spec.name, dest, done["source"])
         return {"source": done["source"], "images": done["images"]}
@@ -232,8 +269,9 @@ def _one(spec: DatasetSpec, local: str | None, optional: bool, run: _Run) -> dic
             source = _ingest(spec, tmp, local, run)
             files = {p.relative_to(tmp).as_posix(): p for p in sorted(tmp.rglob("*.png"))}
             images = dict(sorted(Counter(rel.split("/")[0] for rel in files).items()))
-            table = {rel: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for rel, p in files.items()}
+            table = {rel: {"bytes": p.stat().st_size, "sha256": file_digest(p)} for rel, p in files.items()}
             manifest = {"dataset": spec.name, "source": source, "images": images, "archives": run.archives}
+            manifest |= {"verified": run.checked[0], "verification": run.checked[1]}
             write_json(tmp / MANIFEST, {**manifest, "files": table})
     except DatasetUnavailableError as e:
         if not optional:

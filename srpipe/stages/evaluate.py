@@ -17,9 +17,10 @@ from srpipe.config import EvaluateParams
 from srpipe.data.images import IMAGE_SUFFIXES, list_images, load_image, save_png
 from srpipe.degrade import bicubic_lr
 from srpipe.fsio import write_json
-from srpipe.inference import for_inference, super_resolve
+from srpipe.inference import bytes_per_pixel, for_inference, plan_tile, sr_function, tile_budget, tiled
+from srpipe.memory import memory_cap
 from srpipe.models import create_model, get_card
-from srpipe.protocols import sr_and_score
+from srpipe.protocols import SCORE_BYTES_PER_PX, sr_and_score
 from srpipe.provenance import dvc_md5, file_digest, git_commit
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.weights import WeightsCard, load_model
@@ -40,10 +41,6 @@ def resolve_datasets(raw_dir: Path, names: list[str]) -> tuple[dict[str, Path], 
         else:
             found[base] = folder
     return found, skipped
-
-
-def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.OutOfMemoryError) or "not enough memory" in str(e) or "out of memory" in str(e)
 
 
 def evaluate(
@@ -98,21 +95,19 @@ def evaluate(
         "weights_sha256": file_digest(weights) if weights else None,
     }
     result |= {"train": _train_info(card), "git_commit": git_commit(), "protocol": protocol, "datasets": {}}
-    tile = params.tile
+    cap = None if params.tile else memory_cap(params.max_memory)
+    per_px: dict[str, float] = {}  # bytes per LR pixel of one tile's work, per colour mode (measured once)
 
     def run(lr: torch.Tensor, color: str = color) -> torch.Tensor:
-        nonlocal tile
-        args = (net, lr, scale, input_space, color)
-        try:
-            return super_resolve(*args, tile=tile, overlap=params.tile_overlap, ensemble=params.self_ensemble)
-        except RuntimeError as e:  # too large for the device: the same tiled path as `srpipe upscale`
-            if tile or not _is_oom(e):
-                raise
-            tile = 256 if input_space == "lr" else 256 * scale
-            log.warning("evaluate: out of memory on a whole image; switching to %d-px tiles", tile)
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-            return super_resolve(*args, tile=tile, overlap=params.tile_overlap, ensemble=params.self_ensemble)
+        fn = sr_function(net, scale, input_space, color, params.self_ensemble)
+        tile = params.tile
+        if cap is not None:  # the tile that fits beside the full-size result and its scoring; 0 (whole) if it all fits
+            if color not in per_px:
+                per_px[color] = bytes_per_pixel(fn, lr.shape[1], lr.dtype, lr.device)
+            h, w = lr.shape[-2:]
+            budget = tile_budget(cap, SCORE_BYTES_PER_PX * lr.shape[0] * h * w * scale**2, dev)
+            tile = plan_tile(per_px[color], budget, h, w, params.tile_overlap)
+        return tiled(fn, tile, params.tile_overlap, scale)(lr)
 
     latencies = []
     cost.reset_peak_memory(dev)

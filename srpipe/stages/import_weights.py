@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from srpipe.data.download import DownloadError, cached, fetch, verify_file
-from srpipe.released import FORMATS, ORIGIN_RELEASED, ReleasedSpec, convert_file, get_released, sha256_file
+from srpipe.provenance import file_digest
+from srpipe.released import FORMATS, ORIGIN_RELEASED, ReleasedSpec, convert_file, get_released
 from srpipe.stages.download import _folder, _is_url, env_mirrors
 from srpipe.weights import WeightsCard, read_card, save_weights
 
@@ -47,7 +48,7 @@ def import_weights(
         note=f"released weights ({variant or model}), converted from {name}",
         origin=ORIGIN_RELEASED,
         source=source or str(Path(src).resolve()),
-        source_sha256=sha256_file(src),
+        source_sha256=file_digest(src),
         training_data=training_data,
         variant=variant,
     )

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from tqdm import tqdm
@@ -16,6 +17,10 @@ from srpipe.data.images import list_images, load_image
 from srpipe.data.store import FORMAT_VERSION, grid, lcm
 from srpipe.degrade import bicubic_lr, modcrop
 from srpipe.fsio import atomic_dir, write_json
+from srpipe.integrity import file_digest, new_hash, tagged
+
+if TYPE_CHECKING:
+    import hashlib
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,12 @@ def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
     return img[y : y + side, x : x + side]
 
 
+def _write(f: BinaryIO, h: hashlib._Hash, pixels: np.ndarray) -> None:
+    data = pixels.tobytes()
+    f.write(data)
+    h.update(data)
+
+
 def _write_store(
     out: Path,
     sources: list[tuple[str, Path]],
@@ -53,6 +64,7 @@ def _write_store(
     with contextlib.ExitStack() as stack:
         names = ["hr", *(f"lr_x{s}" for s in scales)]
         files = {name: stack.enter_context(open(out / f"{name}.u8", "wb")) for name in names}
+        hashes = {name: new_hash() for name in names}  # hashed as written: no second read of the arrays
         offsets = dict.fromkeys(files, 0)
         for dataset, path in tqdm(sources, desc=f"prepare {split}", unit="img", disable=not progress):
             img = load_image(path)  # a corrupt file stops the stage with an error naming it
@@ -69,12 +81,12 @@ def _write_store(
             image_id = len(rows)
             row = {"id": image_id, "name": path.stem, "dataset": dataset, "height": hr.shape[0], "width": hr.shape[1]}
             row |= {"gray": img.gray, "hr_offset": offsets["hr"]}
-            files["hr"].write(hr.tobytes())
+            _write(files["hr"], hashes["hr"], hr)
             offsets["hr"] += hr.size
             for s in scales:
                 _, lr = bicubic_lr(hr, s)
                 row[f"lr_x{s}_offset"] = offsets[f"lr_x{s}"]
-                files[f"lr_x{s}"].write(lr.tobytes())
+                _write(files[f"lr_x{s}"], hashes[f"lr_x{s}"], lr)
                 offsets[f"lr_x{s}"] += lr.size
                 h, w = lr.shape[:2]
                 size = min(params.lr_patch, h, w)
@@ -88,6 +100,8 @@ def _write_store(
     pd.DataFrame(patches, columns=cols).astype("int32").to_parquet(out / "patches.parquet", index=False)
     meta = {"format": FORMAT_VERSION, "split": split, "scales": list(scales), "images": len(rows)}
     meta |= {"patches": len(patches), "skipped": skipped, "params": dataclasses.asdict(params)}
+    digests = {f"{name}.u8": tagged(h) for name, h in hashes.items()}
+    meta["digests"] = digests | {name: file_digest(out / name) for name in ("images.parquet", "patches.parquet")}
     write_json(out / "meta.json", meta)
     return {"images": len(rows), "patches": len(patches), "skipped": len(skipped)}
 

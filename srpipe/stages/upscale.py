@@ -1,4 +1,8 @@
-"""Stage `upscale`: a trained model applied to real images of any size (tiled, bounded memory)."""
+"""Stage `upscale`: a trained model applied to real images of any size (tiled, bounded memory).
+
+Memory is capped before the work: the tile's working set per pixel is measured once on a small probe, and each image
+gets the largest tile that fits beside its uint8 input and output under the cap (`--max-memory`).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from srpipe.cost import pick_device
 from srpipe.data.images import IMAGE_SUFFIXES, ImageError, list_images, load_image, save_png
-from srpipe.inference import for_inference, super_resolve, to_uint8
+from srpipe.inference import (
+    bytes_per_pixel,
+    for_inference,
+    plan_tile,
+    sr_function,
+    super_resolve_uint8,
+    tile_budget,
+)
+from srpipe.memory import format_size, memory_cap
 from srpipe.models import create_model, get_card
 from srpipe.weights import load_model
 
@@ -76,8 +87,13 @@ def upscale(
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    max_memory: str | int | None = None,
 ) -> dict[str, Any]:
-    """Write `<out_dir>/<name>_x<scale>.png` for every input image; existing outputs are kept unless `overwrite`."""
+    """Write `<out_dir>/<name>_x<scale>.png` for every input image; existing outputs are kept unless `overwrite`.
+
+    `tile` 0 picks the tile from the memory cap: `max_memory` (bytes or `2GB`), by default srpipe.memory's share of
+    the machine's available memory; a given `tile` is used as it is.
+    """
     dev = pick_device(device)
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
@@ -90,6 +106,11 @@ def upscale(
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
     net = for_inference(net, dev)
     amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if dev.type == "cuda" else None
+    fn = sr_function(net, scale, get_card(model).input_space, color, self_ensemble, amp)
+    cap = None if tile else memory_cap(max_memory)
+    per_px = None
+    if cap is not None:  # what a tile costs, measured once on what images give: RGB uint8
+        per_px = bytes_per_pixel(fn, 3, torch.uint8, dev)
     files = list({f.resolve(): f for f in collect_inputs(inputs)}.values())  # a file named twice is done once
     targets = [Path(out_dir) / name for name in output_names(files, scale)]
     written, kept, failed, unwritten = [], [], [], []
@@ -104,10 +125,17 @@ def upscale(
             log.error("upscale: %s", e)
             failed.append(str(path))
             continue
-        lr = torch.from_numpy(np.array(img.pixels)).permute(2, 0, 1)[None].to(dev)
-        sr = super_resolve(net, lr, scale, get_card(model).input_space, color, tile, overlap, self_ensemble, amp)
+        gray = img.gray
+        h, w = img.size
+        side = tile
+        if per_px is not None:
+            budget = tile_budget(cap, 3 * h * w * scale**2, dev)
+            side = plan_tile(per_px, budget, h, w, overlap)
+            log.debug("upscale: %s: %s for tiles at %.0f B/px: %s", path, format_size(budget), per_px, side or "whole")
+        sr = super_resolve_uint8(fn, img.pixels, scale, side, overlap, dev)
+        del img  # the input's memory is free for the PNG encoder
         try:
-            save_png(target, to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy(), gray=img.gray)
+            save_png(target, sr, gray=gray)
         except OSError as e:  # a full disk or a read-only folder: say which output is missing, go on with the rest
             log.error("upscale: could not write %s (%s)", target, e)
             unwritten.append(str(target))

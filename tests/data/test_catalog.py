@@ -104,3 +104,24 @@ def test_a_valid_small_catalog_parses(catalog_for) -> None:
     catalog = catalog_for(f"archives:\n  {GOOD_ARCHIVE}\ndatasets:\n  {GOOD_DATASET % GOOD_SOURCE}\n")
     rule = catalog.get("D").sources[0].layout[0]
     assert (rule.split, rule.globs, rule.count) == ("train", ("*",), None)
+
+
+def test_folder_copies_of_set5_set14_and_t91_can_be_checked_image_by_image() -> None:
+    counts = {name: len(get_dataset(name).images) for name in ("Set5", "Set14", "T91", "DIV2K")}
+    assert counts == {"Set5": 5, "Set14": 14, "T91": 91, "DIV2K": 0}
+    assert dict(get_dataset("Set14").images)["test/bridge"].startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("images", "error"),
+    [
+        ("[a]", r"D\.images: expected a mapping"),
+        ("{baby: 'sha256:%s'}" % ("0" * 64), r"D\.images\.baby: expected <split>/<image>"),
+        ("{test/baby: 'md5:%s'}" % ("0" * 32), r"D\.images\.test/baby: expected"),
+        ("{test/baby: 'sha256:abc'}", r"D\.images\.test/baby: expected"),
+    ],
+)
+def test_malformed_image_checksums_are_rejected(catalog_for, images: str, error: str) -> None:
+    dataset = GOOD_DATASET.removesuffix("}") % GOOD_SOURCE + f", images: {images}}}"
+    with pytest.raises(CatalogError, match=error):
+        catalog_for(f"archives:\n  {GOOD_ARCHIVE}\ndatasets:\n  {dataset}\n")

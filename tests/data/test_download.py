@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from srpipe.data.catalog import SplitRule, UnknownDatasetError
-from srpipe.data.download import DownloadError, ExtractError, extract, fetch
-from srpipe.data.images import ImageError
+from srpipe.data.download import ChecksumError, DownloadError, ExtractError, extract, fetch
+from srpipe.data.images import ImageError, pixel_digest
 from srpipe.stages.download import MANIFEST, UNAVAILABLE, DatasetUnavailableError, download, env_mirrors
 
 from .conftest import image_bytes, make_tar, make_zip, sha256
@@ -330,6 +330,7 @@ def test_licence_gated_dataset_explains_how_to_add_it(tmp_path: Path) -> None:
 def test_set5_from_the_shared_benchmarks_mirror(tmp_path: Path, shared_benchmarks: Path) -> None:
     summary = download(["Set5"], tmp_path / "raw", mirrors=[str(shared_benchmarks)], progress=False)
     assert summary["Set5"] == {"source": f"mirror:{shared_benchmarks}", "images": {"test": 5}}
+    assert json.loads((tmp_path / "raw" / "Set5" / MANIFEST).read_text())["verified"] is True  # catalog digests
     names = sorted(p.name for p in (tmp_path / "raw" / "Set5" / "test").iterdir())
     assert names == ["baby.png", "bird.png", "butterfly.png", "head.png", "woman.png"]
 
@@ -337,6 +338,7 @@ def test_set5_from_the_shared_benchmarks_mirror(tmp_path: Path, shared_benchmark
 def test_t91_from_the_shared_datasets_mirror(tmp_path: Path, shared_datasets: Path) -> None:
     summary = download(["T91"], tmp_path / "raw", mirrors=[str(shared_datasets)], progress=False)
     assert summary["T91"]["images"] == {"train": 91}
+    assert json.loads((tmp_path / "raw" / "T91" / MANIFEST).read_text())["verified"] is True
 
 
 @pytest.mark.parametrize("code", ["EAI_AGAIN", "EAI_NONAME", "EAI_FAIL"])
@@ -368,3 +370,134 @@ def test_a_host_that_does_not_resolve_fails_over_at_once(
     )
     assert got.source == good and lookups == ["datasets.example.org"]
     assert time.monotonic() - started < 3
+
+
+# ---- verification of folder copies against the catalog's per-image checksums (issue 14 item 4c) -------------------
+
+
+@pytest.fixture
+def checked_catalog(server, tmp_path: Path, test_catalog, bench_members, catalog_for):
+    """Set5 from the test bundle, with the catalog's pixel sha256 of its three HR images."""
+    folder = tmp_path / "digests"
+    folder.mkdir()
+    lines = []
+    for member in ("baby", "bird", "head"):
+        (folder / f"{member}.png").write_bytes(bench_members[f"benchmark/Set5/HR/{member}.png"])
+        lines.append(f"      test/{member}: {pixel_digest(folder / f'{member}.png')}")
+    bench = server.files["/bench.tar"]
+    return catalog_for(
+        f"""
+archives:
+  bench.tar: {{urls: [{server.url}/bench.tar], size: {len(bench)}, checksum: "sha256:{sha256(bench)}"}}
+datasets:
+  Set5:
+    description: d
+    licence: l
+    homepage: h
+    default_split: test
+    sources:
+      - archive: bench.tar
+        layout: {{test: {{glob: benchmark/Set5/HR/*, count: 3}}}}
+    images:
+"""
+        + "\n".join(lines)
+    )
+
+
+def _mirror_set5(root: Path, bench_members, alter: str = "", fmt: str = "PNG") -> Path:
+    """`root/Set5/` holding the bundle's three HR images (as `fmt`), with one pixel of `alter` changed."""
+    folder = root / "Set5"
+    folder.mkdir(parents=True)
+    for member in ("baby", "bird", "head"):
+        img = Image.open(io.BytesIO(bench_members[f"benchmark/Set5/HR/{member}.png"]))
+        pixels = np.array(img)
+        if member == alter:
+            pixels[0, 0] ^= 1  # the smallest change there is
+        Image.fromarray(pixels, img.mode).save(folder / f"{member}.{fmt.lower()}", format=fmt)
+    return root
+
+
+def _manifest(raw: Path, name: str) -> dict:
+    return json.loads((raw / name / MANIFEST).read_text())
+
+
+def test_a_folder_copy_matching_the_catalog_is_verified_whatever_its_encoding(
+    server, tmp_path: Path, checked_catalog, bench_members
+) -> None:
+    mirror = _mirror_set5(tmp_path / "mirror", bench_members, fmt="BMP")  # other bytes, the same pixels
+    summary = stage(["Set5"], tmp_path / "raw", checked_catalog, mirrors=[str(mirror)])
+    assert summary["Set5"]["source"] == f"mirror:{mirror}" and server.requests == []
+    assert _manifest(tmp_path / "raw", "Set5")["verified"] is True
+
+
+def test_an_altered_mirror_image_is_refused_and_the_next_source_used(
+    server, tmp_path: Path, checked_catalog, bench_members, caplog
+) -> None:
+    mirror = _mirror_set5(tmp_path / "mirror", bench_members, alter="bird")
+    with caplog.at_level(logging.WARNING):
+        summary = stage(["Set5"], tmp_path / "raw", checked_catalog, mirrors=[str(mirror)])
+    assert summary["Set5"]["source"] == f"url:{server.url}/bench.tar"  # the published archive instead
+    assert "does not match the catalog's image checksums (changed: test/bird)" in caplog.text
+    manifest = _manifest(tmp_path / "raw", "Set5")
+    assert manifest["verified"] is True and "published checksum" in manifest["verification"]
+
+
+def test_an_altered_local_folder_is_an_error_and_an_incomplete_one_too(
+    server, tmp_path: Path, checked_catalog, bench_members
+) -> None:
+    local = _mirror_set5(tmp_path / "altered", bench_members, alter="head") / "Set5"
+    with pytest.raises(ChecksumError, match=r"Set5: .*altered/Set5 does not match .*\(changed: test/head\)"):
+        stage(["Set5"], tmp_path / "raw", checked_catalog, local={"Set5": str(local)})
+    short = _mirror_set5(tmp_path / "short", bench_members) / "Set5"
+    (short / "baby.png").rename(short / "extra.png")
+    with pytest.raises(ChecksumError, match=r"missing: test/baby; not in the dataset: test/extra"):
+        stage(["Set5"], tmp_path / "raw", checked_catalog, local={"Set5": str(short)})
+    assert not (tmp_path / "raw" / "Set5").exists()
+
+
+def test_folders_and_archives_without_checksums_are_marked_unverified(server, tmp_path: Path, test_catalog) -> None:
+    mirror = tmp_path / "mirror"
+    write_images(mirror / "Set14", ["a.png"])
+    raw = tmp_path / "raw"
+    stage(["Set14", "Toy", "Set5"], raw, test_catalog, mirrors=[str(mirror)])
+    set14, toy, set5 = (_manifest(raw, name) for name in ("Set14", "Toy", "Set5"))
+    assert set14["verified"] is False and "no per-image checksums for Set14" in set14["verification"]
+    assert toy["verified"] is False and "no published checksum for toy.zip" in toy["verification"]
+    assert set5["verified"] is True  # its archive has a published sha256
+
+
+def test_an_altered_copy_of_the_shared_set5_is_refused(tmp_path: Path, shared_benchmarks: Path) -> None:
+    # The reproduction of issue 14 item 4c, with the packaged catalog: one pixel of one image changed.
+    mirror = tmp_path / "mirror" / "Set5"
+    mirror.mkdir(parents=True)
+    for src in (shared_benchmarks / "Set5").iterdir():
+        (mirror / src.name).write_bytes(src.read_bytes())
+    img = Image.open(mirror / "bird.png")
+    pixels = np.array(img)
+    pixels[10, 10] ^= 8
+    Image.fromarray(pixels, img.mode).save(mirror / "bird.png")
+    with pytest.raises(DatasetUnavailableError, match=r"does not match the catalog's .*\(changed: test/bird\)"):
+        download(["Set5"], tmp_path / "raw", mirrors=[str(mirror.parent)], progress=False, retries=0, timeout=1)
+
+
+def test_splits_the_catalog_does_not_list_are_copied_but_marked_unverified(
+    server, tmp_path: Path, checked_catalog, bench_members
+) -> None:
+    mirror = _mirror_set5(tmp_path / "mirror", bench_members)
+    (mirror / "Set5" / "valid").mkdir()
+    (mirror / "Set5" / "valid" / "extra.png").write_bytes(image_bytes(seed=99))
+    summary = stage(["Set5"], tmp_path / "raw", checked_catalog, mirrors=[str(mirror)])
+    assert summary["Set5"]["images"] == {"test": 3, "valid": 1}
+    manifest = _manifest(tmp_path / "raw", "Set5")
+    assert manifest["verified"] is False and manifest["verification"].endswith("valid: unchecked")
+
+
+def test_a_copy_made_before_checks_is_checked_again(server, tmp_path: Path, checked_catalog, bench_members) -> None:
+    mirror = _mirror_set5(tmp_path / "mirror", bench_members)
+    raw = tmp_path / "raw"
+    stage(["Set5"], raw, checked_catalog, mirrors=[str(mirror)])
+    manifest = _manifest(raw, "Set5")
+    del manifest["verified"]  # as written before this check existed
+    (raw / "Set5" / MANIFEST).write_text(json.dumps(manifest))
+    stage(["Set5"], raw, checked_catalog, mirrors=[str(mirror)])
+    assert _manifest(raw, "Set5")["verified"] is True

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srpipe.data.images import ImageError, list_images, load_image, save_png
+from srpipe.data.images import ImageError, list_images, load_image, pixel_digest, save_png
 
 
 def test_gray_becomes_three_equal_channels_flagged_gray(tmp_path: Path) -> None:
@@ -76,3 +76,47 @@ def test_list_images_and_gray_round_trip(tmp_path: Path) -> None:
     (tmp_path / ".hidden.png").write_bytes(b"")
     assert [p.name for p in list_images(tmp_path)] == ["b.png"]
     assert Image.open(tmp_path / "b.png").mode == "L" and load_image(tmp_path / "b.png").gray
+
+
+@pytest.mark.parametrize(
+    ("shape", "gray"), [((700, 4000, 3), False), ((700, 4000, 3), True), ((5, 7), False), ((1, 1, 3), False)]
+)
+def test_save_png_round_trips_across_bands(tmp_path: Path, shape: tuple[int, ...], gray: bool) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)  # 700 rows: 9 bands of ~1 MB
+    save_png(tmp_path / "x.png", pixels[:, ::-1] if len(shape) == 3 else pixels, gray=gray)  # a strided view too
+    expected = pixels[:, ::-1] if len(shape) == 3 else pixels
+    with Image.open(tmp_path / "x.png") as img:
+        assert img.mode == ("L" if gray or len(shape) == 2 else "RGB")
+        np.testing.assert_array_equal(np.asarray(img), expected[:, :, 0] if gray else expected)
+
+
+def test_save_png_streams_instead_of_copying_the_image(tmp_path: Path) -> None:
+    import tracemalloc
+
+    pixels = np.random.default_rng(2).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)  # 18 MB
+    tracemalloc.start()
+    try:
+        save_png(tmp_path / "big.png", pixels)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 2**20  # a 1-MB band and zlib's output for it, not PIL's 24-MB RGBX copy
+    with pytest.raises(TypeError, match="uint8"):
+        save_png(tmp_path / "f.png", pixels.astype(np.float32))
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        save_png(tmp_path / "rgba.png", np.zeros((2, 2, 4), np.uint8))
+
+
+def test_pixel_digest_follows_the_pixels_not_the_encoding(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "a.bmp")
+    Image.fromarray(rgb).save(tmp_path / "b.png", compress_level=0)
+    assert pixel_digest(tmp_path / "a.png") == pixel_digest(tmp_path / "a.bmp") == pixel_digest(tmp_path / "b.png")
+    changed = rgb.copy()
+    changed[0, 0, 0] ^= 1
+    Image.fromarray(changed).save(tmp_path / "c.png")
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")  # R=G=B stored as RGB and as gray differ for metrics
+    Image.fromarray(np.repeat(rgb[..., :1], 3, axis=2)).save(tmp_path / "rgb_gray.png")
+    digests = {pixel_digest(tmp_path / n) for n in ("a.png", "c.png", "gray.png", "rgb_gray.png")}
+    assert len(digests) == 4

@@ -1,9 +1,12 @@
 """The patch store's dataset: aligned pairs, the exact bicubic-input margin trick, Y mode, a pure-function stream,
-worker- and rank-independent batches, resumption, and clear errors."""
+worker- and rank-independent batches, resumption, clear errors, and digests that refuse a damaged store."""
 
 from __future__ import annotations
 
+import json
+import logging
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from torch.utils.data import DataLoader
 from srpipe.config import PrepareParams
 from srpipe.data.store import PatchDataset, StepSampler, Store
 from srpipe.degrade import imresize
+from srpipe.integrity import CorruptDataError, file_digest
 from srpipe.stages.prepare import prepare
 
 SCALES = (2, 3, 4)
@@ -189,3 +193,41 @@ def test_a_corrupt_store_is_an_error_naming_its_file(tmp_path: pathlib.Path) -> 
     (tmp_path / "train" / "meta.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"train/meta\.json: unreadable .*srpipe prepare"):
         Store(tmp_path / "train")
+
+
+def _copy(store: Store, tmp_path: pathlib.Path) -> pathlib.Path:
+    """A private copy of the module's store, to damage."""
+    return pathlib.Path(shutil.copytree(store.root, tmp_path / "prepared" / "train"))
+
+
+def test_prepare_records_every_file_digest(store: Store) -> None:
+    digests = store.meta["digests"]
+    assert set(digests) == {"hr.u8", "lr_x2.u8", "lr_x3.u8", "lr_x4.u8", "images.parquet", "patches.parquet"}
+    assert all(file_digest(store.root / name) == d for name, d in digests.items())
+
+
+def test_inverted_hr_pixels_are_refused_naming_the_file_and_prepare(store: Store, tmp_path: pathlib.Path) -> None:
+    # Issue 14 item 4b: half of hr.u8 inverted trained to 10.4 dB with exit status 0.
+    root = _copy(store, tmp_path)
+    hr = bytearray((root / "hr.u8").read_bytes())
+    hr[len(hr) // 2 :] = bytes(255 - b for b in hr[len(hr) // 2 :])
+    (root / "hr.u8").write_bytes(bytes(hr))
+    with pytest.raises(CorruptDataError, match=r"train/hr\.u8: the patch store is corrupt.*`srpipe prepare`"):
+        Store(root)
+
+
+def test_a_missing_array_file_is_refused(store: Store, tmp_path: pathlib.Path) -> None:
+    root = _copy(store, tmp_path)
+    (root / "lr_x3.u8").unlink()
+    with pytest.raises(CorruptDataError, match=r"lr_x3\.u8: the patch store is corrupt \(the file is missing"):
+        Store(root)
+
+
+def test_a_store_without_digests_opens_with_a_warning(store: Store, tmp_path: pathlib.Path, caplog) -> None:
+    root = _copy(store, tmp_path)
+    meta = json.loads((root / "meta.json").read_text())
+    del meta["digests"]  # as `prepare` wrote it before digests existed
+    (root / "meta.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="srpipe.data.store"):
+        assert len(Store(root)) == len(store)
+    assert "opened unverified" in caplog.text and str(root) in caplog.text

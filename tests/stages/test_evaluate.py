@@ -94,3 +94,31 @@ def test_an_image_too_small_for_the_scale_is_named(tmp_path: Path) -> None:
     Image.new("RGB", (3, 3)).save(folder / "tiny.png")
     with pytest.raises(ValueError, match=r"tiny\.png: image of .* too small"):
         evaluate("bicubic", 4, {"set": folder}, EvaluateParams(latency_repeats=1), progress=False)
+
+
+def test_a_tight_memory_cap_tiles_without_moving_the_scores(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import srpipe.stages.evaluate as stage
+
+    weights = tmp_path / "edsr_x2.pt"
+    torch.manual_seed(0)
+    card = WeightsCard(model="edsr", scale=2, config="tiny", color="rgb")
+    save_weights(weights, card, create_model("edsr", 2, "tiny").state_dict())
+    params = EvaluateParams(latency_repeats=1, flops_input=16)
+    plan, tiles, room = stage.plan_tile, [], [None]
+
+    def planned(per_px: float, budget: float, h: int, w: int, overlap: int) -> int:
+        """The real planner; with `room` set, under a budget of that many pixels a side (a tight cap)."""
+        tiles.append(plan(per_px, budget if room[0] is None else per_px * room[0] ** 2, h, w, overlap))
+        return tiles[-1]
+
+    monkeypatch.setattr(stage, "plan_tile", planned)
+    whole = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, progress=False)
+    assert tiles and set(tiles) == {0}  # Set5 fits this machine whole: scored as before, untiled
+    tiles.clear()
+    room[0] = 48  # the tile is picked before the work, and the scores hold
+    capped = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, progress=False)
+    assert tiles and set(tiles) == {48}
+    for a, b in zip(whole["datasets"]["Set5"]["images"], capped["datasets"]["Set5"]["images"], strict=True):
+        assert abs(a["psnr"] - b["psnr"]) <= 0.01 and abs(a["ssim"] - b["ssim"]) <= 1e-4, a["name"]

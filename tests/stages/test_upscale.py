@@ -1,9 +1,14 @@
-"""Stage `upscale` and `srpipe upscale`: outputs, keeping existing files, weight checks, bad inputs, gray, tiling."""
+"""Stage `upscale` and `srpipe upscale`: outputs, keeping existing files, weight checks, bad inputs, gray, tiling, and
+a large image under a memory cap (peak resident memory of the real command)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +17,13 @@ import torch
 from PIL import Image
 
 from srpipe.cli import main
-from srpipe.data.images import ImageError
+from srpipe.data.images import ImageError, save_png
 from srpipe.inference import super_resolve, to_uint8
+from srpipe.memory import parse_size
 from srpipe.models import create_model
 from srpipe.stages.upscale import upscale
 from srpipe.weights import WeightsCard, load_model, save_weights
+from tests.conftest import synthetic_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -174,6 +181,18 @@ def test_cli_upscale_bad_input_returns_2_with_a_message(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_cap_too_small_for_the_result_is_a_one_line_error(
+    inputs: tuple[Path, Path], weights: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, single = inputs
+    argv = ["--params", str(tmp_path / "absent.yaml"), "upscale", str(single), "--model", "edsr"]
+    argv += ["--weights", str(weights), "--out", str(tmp_path / "out"), "--device", "cpu", "--no-progress"]
+    with caplog.at_level(logging.ERROR, logger="srpipe"):
+        assert main([*argv, "--max-memory", "10MB"]) == 2  # less than this process holds already
+    assert "10 MB memory cap: raise --max-memory" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_inputs_sharing_a_stem_get_distinct_outputs(tmp_path: Path, overwrite: bool) -> None:
     # Before: all three were named x_x2.png; without --overwrite two were "kept" (never written) with exit 0,
@@ -210,3 +229,55 @@ def test_an_output_that_cannot_be_written_fails_the_run(tmp_path: Path, monkeypa
     with pytest.raises(ImageError, match=r"1 output\(s\) not written: .*b_x2\.png"):
         upscale(files, tmp_path / "out", "bicubic", scale=2, device="cpu", progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png", "c_x2.png"]
+
+
+# The child reports its own VmHWM (peak resident set of its address space) as it exits. Not the rusage of wait4: Linux
+# carries ru_maxrss across fork and exec, so a child forked from a large pytest process inherits the parent's size.
+_REPORT_PEAK = """
+import atexit, sys
+path = sys.argv[1]
+atexit.register(lambda: open(path, 'w').write(
+    next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]))
+del sys.argv[1]
+from srpipe.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _upscale_in_a_child(argv: list[str], timeout: float, report: Path) -> tuple[int, int, float]:
+    """(exit status, peak resident bytes, seconds) of `srpipe ARGV` run as its own process; killed after `timeout`."""
+    start = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-c", _REPORT_PEAK, str(report), *argv], stdout=subprocess.DEVNULL)
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    return child.returncode, int(report.read_text()) * 1024, time.monotonic() - start  # VmHWM is in kB
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "scale", "cap", "timeout"),
+    [
+        (2000, 1500, 4, "1GB", 120),  # before: 2.0 GB, with or without --tile
+        pytest.param(6000, 4000, 4, "2GB", 300, marks=pytest.mark.slow),  # issue 14: 13.9 GB before; ~30 s on 2 cores
+    ],
+)
+def test_a_large_image_is_upscaled_under_the_memory_cap(
+    tmp_path: Path, width: int, height: int, scale: int, cap: str, timeout: float
+) -> None:
+
+    torch.manual_seed(0)
+    weights = tmp_path / f"espcn_x{scale}.pt"
+    card = WeightsCard(model="espcn", scale=scale, config="tiny", color="rgb")
+    save_weights(weights, card, create_model("espcn", scale, "tiny", channels=3).state_dict())
+    src = tmp_path / "big.png"
+    save_png(src, np.tile(synthetic_image(1, 500, 500), (height // 500 + 1, width // 500 + 1, 1))[:height, :width])
+    out = tmp_path / "out"
+    argv = ["--params", str(tmp_path / "absent.yaml"), "upscale", str(src), "--model", "espcn"]
+    argv += ["--weights", str(weights), "--out", str(out), "--device", "cpu", "--no-progress", "--max-memory", cap]
+    status, peak, seconds = _upscale_in_a_child(argv, timeout, tmp_path / "peak_kb")
+    assert status == 0, f"srpipe upscale exited {status} after {seconds:.0f} s"
+    assert peak < parse_size(cap), f"peak resident memory {peak / 1e9:.2f} GB over the {cap} cap"
+    with open(out / f"big_x{scale}.png", "rb") as f:  # the PNG header: PIL would decode (and warn about) 384 Mpx
+        assert struct.unpack(">II", f.read(24)[16:]) == (width * scale, height * scale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,6 +216,20 @@ def test_checkpoint_and_out_naming_one_file_is_refused(store_dir: Path, tmp_path
     with pytest.raises(ValueError, match=r"--checkpoint and --out are the same file"):
         train("edsr_baseline", 2, store_dir, same, _quick(tmp_path), checkpoint=tmp_path / "." / "X.pt")
     assert not same.exists()
+
+
+def test_a_damaged_store_stops_training_before_any_step(store_dir: Path, tmp_path: Path) -> None:
+    # Issue 14 item 4b: half of hr.u8 inverted trained to 10.4 dB and exited 0.
+    from srpipe.integrity import CorruptDataError
+
+    store = Path(shutil.copytree(store_dir, tmp_path / "prepared"))
+    hr = bytearray((store / "train" / "hr.u8").read_bytes())
+    hr[: len(hr) // 2] = bytes(255 - b for b in hr[: len(hr) // 2])
+    (store / "train" / "hr.u8").write_bytes(bytes(hr))
+    out = tmp_path / "models" / "edsr_baseline_x2.pt"
+    with pytest.raises(CorruptDataError, match=r"hr\.u8: the patch store is corrupt.*`srpipe prepare`"):
+        train("edsr_baseline", 2, store, out, _quick(tmp_path), progress=False)
+    assert not out.exists()
 
 
 def test_a_crafted_checkpoint_at_the_default_path_never_runs(store_dir: Path, tmp_path: Path) -> None:
