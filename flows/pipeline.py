@@ -100,13 +100,11 @@ def evaluate_released_task(
     name: str, raw: Path, raw_digest: str, out: Path, ev: EvaluateParams, p: Params, parent: str
 ) -> dict:
     datasets, _ = evaluate.resolve_datasets(raw, list(ev.datasets))
-    cache = out.parent / "released"  # dvc.yaml's --released-cache
     return evaluate.evaluate_released(
         name,
         datasets,
         ev,
-        cache,
-        cache / "downloads",
+        out.parent / "released",  # dvc.yaml's --released-cache
         p.data.mirrors,
         out_json=out / f"released_{name}.json",
         tracking_uri=p.tracking_uri(),

@@ -137,8 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         "progress": not args.no_progress,
     }
     if args.released:
-        cache = Path(args.released_cache)
-        result = evaluate_released(args.released, datasets, ev, cache, cache / "downloads", _mirrors(args), **kw)
+        result = evaluate_released(args.released, datasets, ev, Path(args.released_cache), _mirrors(args), **kw)
         if "skipped" in result:
             print(f"{args.released}: skipped: {result['skipped']}")
             return None
@@ -208,6 +207,16 @@ def _human(n: int | None) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
 
 
+def _released_source(parser: argparse.ArgumentParser) -> None:
+    """Where released weights come from and go: the options `evaluate`, `upscale` and `import` share."""
+    parser.add_argument(
+        "--released-cache",
+        default="data/released",
+        help="converted weights, downloads in its downloads/ (default: %(default)s)",
+    )
+    parser.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
+
+
 def _mirrors(args: argparse.Namespace) -> list[str]:
     return [*args.mirror, *_params(args).data.mirrors]
 
@@ -216,8 +225,7 @@ def cmd_import(args: argparse.Namespace) -> Any:
     from srpipe.stages.import_weights import import_released, import_weights
 
     if args.released:
-        cache = Path(args.cache)
-        return {"out": str(import_released(args.released, Path(args.out_dir), cache / "downloads", _mirrors(args)))}
+        return {"out": str(import_released(args.released, Path(args.released_cache), mirrors=_mirrors(args)))}
     if not (args.file and args.model and args.scale and args.out):
         raise SystemExit("import: give FILE --model M --scale S --out OUT.pt, or --released NAME")
     return import_weights(
@@ -242,8 +250,7 @@ def cmd_upscale(args: argparse.Namespace) -> Any:
         if args.weights or args.scale is None:
             raise SystemExit("upscale: --released takes --scale and no --weights")
         spec = find_released(args.model, args.scale)
-        cache = Path(args.released_cache)
-        weights = import_released(spec.name, cache, cache / "downloads", _mirrors(args), not args.no_progress)
+        weights = import_released(spec.name, Path(args.released_cache), None, _mirrors(args), not args.no_progress)
     return upscale(
         [Path(p) for p in args.inputs],
         Path(args.out),
@@ -394,8 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "params data.mirrors, converted into --released-cache and scored under their paper's test protocol; "
         "an unavailable file is reported as skipped, not as an error",
     )
-    e.add_argument("--released-cache", default="data/released", help="converted weights (default: %(default)s)")
-    e.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
+    _released_source(e)
     e.add_argument("--weights", help="weights file written by `srpipe train`")
     src = e.add_mutually_exclusive_group()
     src.add_argument("--datasets", type=_csv, help="comma-separated names under --raw, e.g. Set5,Set14")
@@ -465,8 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the authors' released weights for --model/--scale (catalog srpipe/data/released.yaml), fetched "
         "through --mirror / params data.mirrors / $SRPIPE_MIRRORS and converted once into --released-cache",
     )
-    u.add_argument("--released-cache", default="data/released", help="converted weights (default: %(default)s)")
-    u.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
+    _released_source(u)
 
     im = add(
         "import",
@@ -485,9 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--variant", help="the srpipe config the file fits, e.g. 9-1-5 for SRCNN (default: paper)")
     im.add_argument("--source", default="", help="where the file came from (repository/URL), for the card")
     im.add_argument("--released", metavar="NAME", help="a catalog entry (srpipe/data/released.yaml) instead of FILE")
-    im.add_argument("--out-dir", default="data/released", help="with --released: where NAME.pt goes")
-    im.add_argument("--cache", default="data/released", help="with --released: downloads go to CACHE/downloads")
-    im.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
+    _released_source(im)
 
     r = add(
         "run",

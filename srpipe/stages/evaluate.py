@@ -200,7 +200,6 @@ def evaluate_released(
     datasets: Mapping[str, Path],
     params: EvaluateParams,
     weights_dir: Path,
-    cache_dir: Path,
     mirrors: Sequence[str] = (),
     out_json: Path | None = None,
     **kw: Any,
@@ -218,7 +217,7 @@ def evaluate_released(
     spec = get_released(name)
     head = {"released": name, "model": spec.model, "scale": spec.scale}
     try:
-        weights = import_released(name, weights_dir, cache_dir, mirrors, progress=kw.get("progress", True))
+        weights = import_released(name, weights_dir, mirrors=mirrors, progress=kw.get("progress", True))
     except WeightsUnavailableError as e:
         log.warning("evaluate: released %s skipped: %s", name, e)
         result = head | {"skipped": str(e)}

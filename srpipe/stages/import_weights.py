@@ -87,9 +87,12 @@ def obtain(spec: ReleasedSpec, cache_dir: Path, mirrors: Sequence[str] = (), pro
 
 
 def import_released(
-    name: str, out_dir: Path, cache_dir: Path, mirrors: Sequence[str] = (), progress: bool = True
+    name: str, out_dir: Path, cache_dir: Path | None = None, mirrors: Sequence[str] = (), progress: bool = True
 ) -> Path:
-    """`out_dir/<name>.pt` for catalog entry `name`, converted once and reused while its source sha256 matches."""
+    """`out_dir/<name>.pt` for catalog entry `name`, converted once and reused while its source sha256 matches.
+
+    Downloads go to `cache_dir`, by default `out_dir/downloads`: one folder holds a user's released weights.
+    """
     spec = get_released(name)
     out = Path(out_dir) / f"{name}.pt"
     if out.is_file() and spec.checksum:
@@ -99,7 +102,7 @@ def import_released(
                 return out
         except ValueError:
             pass  # unreadable: convert again
-    src = obtain(spec, cache_dir, mirrors, progress)
+    src = obtain(spec, cache_dir or Path(out_dir) / "downloads", mirrors, progress)
     import_weights(
         src,
         spec.model,

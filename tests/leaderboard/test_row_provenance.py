@@ -95,7 +95,7 @@ def test_evaluate_released_without_a_reachable_copy_records_the_reason(tmp_path:
         monkeypatch.setattr(module, "get_released", lambda name: offline)
     out = tmp_path / "eval" / "released_srcnn_955_imagenet_x3.json"
     result = evaluate_released(
-        entry.name, {}, EvaluateParams(), tmp_path / "w", tmp_path / "c", [str(tmp_path / "empty")], out_json=out
+        entry.name, {}, EvaluateParams(), tmp_path / "w", [str(tmp_path / "empty")], out_json=out
     )
     assert result["skipped"] and "srcnn_955_imagenet_x3.mat" in result["skipped"]
     assert json.loads(out.read_text()) == result and not (tmp_path / "w" / f"{entry.name}.pt").exists()
