@@ -15,8 +15,8 @@ import time
 import torch
 from _report import best_time, environment, save, table
 
-from srpipe.cost import pick_device
 from srpipe.models import create_model, get_card, list_models
+from srpipe.runtime import pick_device
 
 
 def run(model: torch.nn.Module, inp: torch.Tensor) -> None:

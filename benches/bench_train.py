@@ -22,9 +22,9 @@ from _report import environment, save, table
 from torch.utils.data import DataLoader
 
 from srpipe.config import PrepareParams, TrainParams
-from srpipe.cost import pick_device
 from srpipe.data.store import PatchDataset, StepSampler, Store
 from srpipe.models import create_model
+from srpipe.runtime import pick_device
 from srpipe.stages.download import download
 from srpipe.stages.prepare import prepare
 from srpipe.tracking import Tracker

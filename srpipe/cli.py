@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from srpipe.config import PRECISIONS
+
 log = logging.getLogger("srpipe")
 
 EPILOG = """\
@@ -127,6 +129,8 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         ev = dataclasses.replace(ev, max_memory=args.max_memory)
     if args.protocol is not None:
         ev = dataclasses.replace(ev, protocol=args.protocol)
+    if args.precision is not None:
+        ev = dataclasses.replace(ev, precision=args.precision)
     kw = {
         "out_json": args.json and Path(args.json),
         "save_images": args.save_images and Path(args.save_images),
@@ -264,6 +268,7 @@ def cmd_upscale(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         max_memory=args.max_memory,
+        precision=args.precision,
     )
 
 
@@ -278,6 +283,16 @@ def cmd_run(args: argparse.Namespace) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.pipeline(params_path=_params_path(args) or "params.yaml")
+
+
+def _precision_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None if default.startswith("params") else default,
+        help="auto: bf16 autocast where the device computes bf16 natively (CUDA, AVX512-BF16/AMX CPUs: 3-8x faster "
+        f"on CPU, within 0.01 dB of fp32), fp32 elsewhere; fp32 or bf16 to force (default: {default})",
+    )
 
 
 def _max_memory_help(default: str) -> str:
@@ -415,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--save-images", help="write the SR images under this folder")
     e.add_argument("--json", help="write the results as JSON here")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
+    _precision_option(e, "params evaluate.precision")
     e.add_argument("--track", action="store_true", help="record an MLflow run (tracking URI from params)")
     e.add_argument(
         "--protocol",
@@ -463,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--max-memory", type=_size, help=_max_memory_help(""))
     u.add_argument("--tile-overlap", type=int, default=16, help="overlap between tiles (default: %(default)s)")
     u.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble")
-    u.add_argument("--device", default="auto", help="cpu, cuda ... (default: auto; fp16/bf16 on CUDA)")
+    u.add_argument("--device", default="auto", help="cpu, cuda ... (default: auto)")
+    _precision_option(u, "auto")
     u.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     u.add_argument(
         "--released",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+PRECISIONS = ("auto", "fp32", "bf16")  # train/evaluate `precision`; srpipe.runtime.amp_dtype maps them to dtypes
+
 
 def _at_least(owner: object, minimum: float, *names: str) -> None:
     """Every named field that is set (not None) is a number ≥ `minimum`: 0 never silently means "default"."""
@@ -195,8 +197,10 @@ class TrainParams:
     ema_decay: float = 0.999  # BasicSR's default
     seed: int = 0
     device: str = "auto"  # auto = CUDA when present, else CPU
-    amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a grad scaler
-    channels_last: bool = True  # CUDA only
+    # auto | fp32 | bf16 (srpipe.runtime.amp_dtype): auto = bf16 autocast on CUDA and on CPUs with native bf16
+    # (AVX512-BF16/AMX), fp16 with a grad scaler on older CUDA devices, fp32 elsewhere
+    precision: str = "auto"
+    channels_last: bool = True  # NHWC weights and activations: the layout of oneDNN's and cuDNN's fast kernels
     compile: bool = False
     workers: int = -1  # DataLoader workers; -1 = chosen from the CPU count
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
@@ -212,6 +216,7 @@ class TrainParams:
         _at_least(self, 1, "iterations", "val_every", "ckpt_every", "log_every", "max_bad_steps")
         _at_least(self, -1, "workers")
         _one_of(self, "color", ("rgb", "y", "paper"))
+        _one_of(self, "precision", PRECISIONS)
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
@@ -232,6 +237,7 @@ class EvaluateParams:
     # the work. None: srpipe.memory.memory_cap's default, a share of the machine's available memory.
     max_memory: str | None = None
     flops_input: int = 64  # FLOPs are counted for an LR input of this side (the leaderboard states it)
+    precision: str = "auto"  # as train.precision: bf16 where the device computes it natively (within 0.01 dB of fp32)
     latency_repeats: int = 5
     # How LR inputs are made and scored (srpipe.protocols): `rgb`, srpipe's and the EDSR/RCAN tables' convention, or
     # a Y-channel paper's own test code (`y-matlab`: SRCNN/FSRCNN/VDSR, `rgb-float`: LapSRN) to compare like with like.
@@ -242,6 +248,7 @@ class EvaluateParams:
 
         _at_least(self, 0, "tile", "tile_overlap")
         _at_least(self, 1, "flops_input", "latency_repeats")
+        _one_of(self, "precision", PRECISIONS)
         if self.max_memory is not None:
             from srpipe.memory import parse_size
 

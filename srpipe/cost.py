@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 import statistics
 import time
@@ -13,22 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from srpipe.models import count_params
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto` = this process's CUDA device when there is one (torchrun's LOCAL_RANK, else the first), else the CPU;
-    anything else as torch spells it."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def flops(model: nn.Module, x: Tensor) -> int:

@@ -117,12 +117,6 @@ def tiled(fn: Forward, tile: int, overlap: int, out_scale: int) -> Forward:
     return run
 
 
-def for_inference(net: nn.Module, device: torch.device) -> nn.Module:
-    """`net` on `device` in eval mode with NHWC weights, so every conv runs channels-last: 1.1–1.8× faster on CPU
-    (benches/bench_inference.py), the tensor-core layout on GPUs."""
-    return net.to(device, memory_format=torch.channels_last).eval()
-
-
 def sr_function(
     model: nn.Module,
     scale: int,

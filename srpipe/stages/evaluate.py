@@ -17,11 +17,12 @@ from srpipe.config import EvaluateParams
 from srpipe.data.images import IMAGE_SUFFIXES, list_images, load_image, save_png
 from srpipe.degrade import bicubic_lr
 from srpipe.fsio import write_json
-from srpipe.inference import bytes_per_pixel, for_inference, plan_tile, sr_function, tile_budget, tiled
+from srpipe.inference import bytes_per_pixel, plan_tile, sr_function, tile_budget, tiled
 from srpipe.memory import memory_cap
 from srpipe.models import create_model, get_card
 from srpipe.protocols import SCORE_BYTES_PER_PX, sr_and_score
 from srpipe.provenance import dvc_md5, file_digest, git_commit
+from srpipe.runtime import device_name, for_inference, pick_device, precision_name
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.weights import WeightsCard, load_model
 
@@ -71,7 +72,7 @@ def evaluate(
         raise ValueError(f"evaluate: no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(empty)}")
     if model in params.self_ensemble_models and not params.self_ensemble:  # as this model's published figures were
         params = dataclasses.replace(params, self_ensemble=True)
-    dev = cost.pick_device(device)
+    dev = pick_device(device)
     card: WeightsCard | None = None
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
@@ -79,15 +80,15 @@ def evaluate(
         net = create_model(model, scale)
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
-    net = for_inference(net, dev)
     # Bicubic has no colour of its own: it interpolates whatever the protocol hands it (Y alone under y-matlab).
     color = card.color if card else ("y" if protocol == "y-matlab" else "rgb")
     input_space = get_card(model).input_space
     channels = 1 if color == "y" else 3
+    net, amp = for_inference(net, dev, params.precision, channels)
     side = params.flops_input * (scale if input_space == "bicubic" else 1)
     result: dict[str, Any] = {"model": model, "scale": scale, "config": card.config if card else "paper"}
     result |= cost.summary(net, channels, side, dev) | {"flops_input": f"{params.flops_input}x{params.flops_input} LR"}
-    result |= {"device": cost.device_name(dev), "self_ensemble": params.self_ensemble}
+    result |= {"device": device_name(dev), "precision": precision_name(amp), "self_ensemble": params.self_ensemble}
     # Whether the paper's own figures used the x8 self-ensemble (RED30): the leaderboard compares like with like.
     result["published_self_ensemble"] = get_card(model).published_self_ensemble
     result |= {
@@ -99,7 +100,7 @@ def evaluate(
     per_px: dict[str, float] = {}  # bytes per LR pixel of one tile's work, per colour mode (measured once)
 
     def run(lr: torch.Tensor, color: str = color) -> torch.Tensor:
-        fn = sr_function(net, scale, input_space, color, params.self_ensemble)
+        fn = sr_function(net, scale, input_space, color, params.self_ensemble, amp)
         tile = params.tile
         if cap is not None:  # the tile that fits beside the full-size result and its scoring; 0 (whole) if it all fits
             if color not in per_px:
@@ -184,7 +185,8 @@ def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str
         **data,
     }
     tracker = start_run(uri, experiment, f"evaluate {result['model']} x{result['scale']}", tags=tags, parent=parent)
-    tracker.params({k: result[k] for k in ("model", "scale", "config", "self_ensemble", "weights", "device")})
+    logged = ("model", "scale", "config", "self_ensemble", "weights", "device", "precision")
+    tracker.params({k: result[k] for k in logged})
     metrics = {k: result[k] for k in ("params", "flops", "latency_ms", "peak_memory_mb") if result.get(k) is not None}
     for name, d in result["datasets"].items():
         metrics |= {f"{name}_psnr": d["psnr"], f"{name}_ssim": d["ssim"]}

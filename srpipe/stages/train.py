@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from srpipe.config import Params
-from srpipe.cost import pick_device
 from srpipe.data.images import save_png
 from srpipe.data.store import Store
 from srpipe.fsio import sweep
 from srpipe.models import count_params, create_model
 from srpipe.provenance import data_version, dvc_md5, git_commit
+from srpipe.runtime import amp_dtype, pick_device
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.train.loop import (
     CheckpointError,
@@ -47,12 +47,6 @@ def find_vgg19(explicit: str | None) -> Path | None:
         return path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     return cached if cached.exists() else None
-
-
-def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    if device.type != "cuda" or not enabled:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _init_distributed(device: torch.device) -> bool:
@@ -113,8 +107,9 @@ def train(
                 spec.recipe.init_scale,
             )
         net.to(device)
+        amp = amp_dtype(device, opts.precision)
         criterion = Criterion(spec.recipe, net_channels(spec), find_vgg19(opts.vgg_weights)).to(device)
-        st = build_state(spec, net, criterion, device, fp16=_amp_dtype(device, opts.amp) == torch.float16)
+        st = build_state(spec, net, criterion, device, fp16=amp == torch.float16)
         ckpt = claim_checkpoint(checkpoint, Path(out_path), st, spec, resume)
         sweep(Path(store_dir))  # a `prepare` killed mid-swap hid the store: bring it back
         train_store, valid = Store(Path(store_dir) / "train"), Store(Path(store_dir) / "valid")
@@ -145,7 +140,7 @@ def train(
                 device,
                 ckpt if rank == 0 else None,
                 tracker,
-                _amp_dtype(device, opts.amp),
+                amp,
                 progress,
             )
         except KeyboardInterrupt:

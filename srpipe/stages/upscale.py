@@ -17,11 +17,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from srpipe.cost import pick_device
 from srpipe.data.images import IMAGE_SUFFIXES, ImageError, list_images, load_image, save_png
 from srpipe.inference import (
     bytes_per_pixel,
-    for_inference,
     plan_tile,
     sr_function,
     super_resolve_uint8,
@@ -29,6 +27,7 @@ from srpipe.inference import (
 )
 from srpipe.memory import format_size, memory_cap
 from srpipe.models import create_model, get_card
+from srpipe.runtime import for_inference, pick_device
 from srpipe.weights import load_model
 
 log = logging.getLogger(__name__)
@@ -88,11 +87,13 @@ def upscale(
     overwrite: bool = False,
     progress: bool = True,
     max_memory: str | int | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Write `<out_dir>/<name>_x<scale>.png` for every input image; existing outputs are kept unless `overwrite`.
 
     `tile` 0 picks the tile from the memory cap: `max_memory` (bytes or `2GB`), by default srpipe.memory's share of
-    the machine's available memory; a given `tile` is used as it is.
+    the machine's available memory; a given `tile` is used as it is. `precision` (srpipe.runtime.amp_dtype): `auto`
+    runs bf16 where the device computes it natively.
     """
     dev = pick_device(device)
     if weights is not None:
@@ -104,8 +105,7 @@ def upscale(
         net, color = create_model("bicubic", scale), "rgb"
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
-    net = for_inference(net, dev)
-    amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if dev.type == "cuda" else None
+    net, amp = for_inference(net, dev, precision, 1 if color == "y" else 3)
     fn = sr_function(net, scale, get_card(model).input_space, color, self_ensemble, amp)
     cap = None if tile else memory_cap(max_memory)
     per_px = None

@@ -320,8 +320,8 @@ def fit(
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
     )
-    memory_format = torch.channels_last if opts.channels_last and device.type == "cuda" else torch.preserve_format
-    if memory_format == torch.channels_last:  # weights and activations both NHWC: cuDNN's fast tensor-core layout
+    memory_format = torch.channels_last if opts.channels_last else torch.preserve_format
+    if memory_format == torch.channels_last:  # weights and activations both NHWC: oneDNN's and cuDNN's fast layout
         st.model.to(memory_format=memory_format)
     net: nn.Module = _TrainView(st.model)
     if world > 1:
