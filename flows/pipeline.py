@@ -25,11 +25,12 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from srpipe.config import EvaluateParams, Params, PrepareParams, load_params  # noqa: E402
+from srpipe.config import Params, PrepareParams, load_params  # noqa: E402
+from srpipe.plan import EvalJob, Layout, TrainJob, plan, run_key  # noqa: E402
 from srpipe.provenance import data_version, file_digest, git_commit  # noqa: E402
 from srpipe.stages import download, evaluate, leaderboard, prepare, train  # noqa: E402
 from srpipe.tracking import pipeline_run  # noqa: E402
-from srpipe.train.spec import resolve, result_key  # noqa: E402
+from srpipe.train.spec import train_key  # noqa: E402
 
 
 def cached(*exclude: str) -> dict[str, Any]:
@@ -68,26 +69,18 @@ def train_task(
 
 @task(task_run_name="evaluate {model} x{scale}", **cached("p", "parent"))
 def evaluate_task(
-    model: str,
-    scale: int,
-    weights: Path | None,
-    weights_sha: str,
-    raw: Path,
-    raw_digest: str,
-    out: Path,
-    ev: EvaluateParams,
-    p: Params,
-    parent: str,
+    model: str, scale: int, weights: Path | None, weights_sha: str, root: Path, raw_digest: str, p: Params, parent: str
 ) -> dict:
-    datasets, _ = evaluate.resolve_datasets(raw, list(ev.datasets))
+    at = Layout(root)
+    datasets, _ = evaluate.resolve_datasets(at.raw, list(p.evaluate.datasets))
     return evaluate.evaluate(
         model,
         scale,
         datasets,
-        ev,
+        p.evaluate,
         weights=weights,
-        out_json=out / f"{model}_x{scale}.json",
-        save_images=out / "images" / f"{model}_x{scale}",
+        out_json=at.eval_json(model, scale),
+        save_images=at.eval_images(model, scale),
         tracking_uri=p.tracking_uri(),
         experiment=p.tracking.experiment,
         progress=False,
@@ -96,17 +89,16 @@ def evaluate_task(
 
 
 @task(task_run_name="evaluate released {name}", **cached("p", "parent"))
-def evaluate_released_task(
-    name: str, raw: Path, raw_digest: str, out: Path, ev: EvaluateParams, p: Params, parent: str
-) -> dict:
-    datasets, _ = evaluate.resolve_datasets(raw, list(ev.datasets))
+def evaluate_released_task(name: str, root: Path, raw_digest: str, p: Params, parent: str) -> dict:
+    at = Layout(root)
+    datasets, _ = evaluate.resolve_datasets(at.raw, list(p.evaluate.datasets))
     return evaluate.evaluate_released(
         name,
         datasets,
-        ev,
-        out.parent / "released",  # dvc.yaml's --released-cache
+        p.evaluate,
+        at.released,
         p.data.mirrors,
-        out_json=out / f"released_{name}.json",
+        out_json=at.released_json(name),
         tracking_uri=p.tracking_uri(),
         experiment=p.tracking.experiment,
         progress=False,
@@ -115,12 +107,13 @@ def evaluate_released_task(
 
 
 @task(task_run_name="leaderboard")
-def leaderboard_task(eval_dir: Path, out: Path, raw: Path, p: Params, parent: str) -> dict:
+def leaderboard_task(root: Path, p: Params, parent: str) -> dict:
+    at = Layout(root)
     return leaderboard.leaderboard(
-        eval_dir,
-        out,
+        at.evals,
+        at.leaderboard,
         p.leaderboard,
-        raw_dir=raw,
+        raw_dir=at.raw,
         tracking_uri=p.tracking_uri(),
         experiment=p.tracking.experiment,
         parent_run_id=parent,
@@ -147,22 +140,19 @@ def training_runner(p: Params) -> Any:
 
 
 @flow(name="srpipe-train", log_prints=True)
-def train_all(jobs: list[dict], store: Path, p: Params, parent: str) -> dict[str, Any]:
-    """Trainings as a subflow, so its task runner (and concurrency limit) is the one params choose.
-
-    Two waves: networks trained from scratch, then those initialised from them (SRGAN from SRResNet, EDSR x3/x4 from
-    EDSR x2), whose cache key includes the digest of the weights they start from.
-    """
-    version = data_version(store / "train")
+def train_all(waves: list[list[TrainJob]], root: Path, p: Params, parent: str) -> dict[str, Any]:
+    """Trainings as a subflow, so its task runner (and concurrency limit) is the one params choose; wave by wave
+    (srpipe.plan.Plan.waves), a training's cache key including the digest of the weights it starts from."""
+    at = Layout(root)
+    version = data_version(at.store / "train")
     results: dict[str, Any] = {}
-    for wave in ([j for j in jobs if not j.get("init")], [j for j in jobs if j.get("init")]):
+    for wave in waves:
         futures = {}
         for job in wave:
-            out, init = Path(job["out"]), Path(job["init"]) if job.get("init") else None
-            spec = resolve(job["model"], job["scale"], p.train)
-            key = f"{result_key(spec, p.train)}-{version}-{file_digest(init) if init else ''}"
-            futures[f"{job['model']}_x{job['scale']}"] = train_task.with_options(refresh_cache=not out.exists()).submit(
-                job["model"], job["scale"], store, out, p, init, key, parent
+            out, init = at.weights(job.model, job.scale), at.weights(*job.init) if job.init else None
+            key = train_key(job.model, job.scale, p.train, version, file_digest(init) if init else "")
+            futures[out.stem] = train_task.with_options(refresh_cache=not out.exists()).submit(
+                job.model, job.scale, at.store, out, p, init, key, parent
             )
         wait(list(futures.values()))
         results |= {k: f.result() for k, f in futures.items()}
@@ -170,24 +160,23 @@ def train_all(jobs: list[dict], store: Path, p: Params, parent: str) -> dict[str
 
 
 @flow(name="srpipe-evaluate", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
-def evaluate_all(
-    evaluated: list[tuple[str, int, Path | None]], raw: Path, raw_digest: str, eval_dir: Path, p: Params, parent: str
-) -> None:
-    """One evaluation at a time: each measures its latency and peak memory on an otherwise idle device."""
+def evaluate_all(jobs: list[EvalJob], released: list[str], root: Path, raw_digest: str, p: Params, parent: str) -> None:
+    """One evaluation at a time: each measures its latency and peak memory on an otherwise idle device. The authors'
+    weights (`released`) are skipped with the reason when no copy is reachable."""
+    at = Layout(root)
     futures = []
-    for model, scale, w in evaluated:
-        fresh = not (eval_dir / f"{model}_x{scale}.json").exists()
+    for job in jobs:
+        w = at.weights(job.model, job.scale) if job.learned else None
+        fresh = not at.eval_json(job.model, job.scale).exists()
         futures.append(
             evaluate_task.with_options(refresh_cache=fresh).submit(
-                model, scale, w, file_digest(w) if w else "", raw, raw_digest, eval_dir, p.evaluate, p, parent
+                job.model, job.scale, w, file_digest(w) if w else "", root, raw_digest, p, parent
             )
         )
-    for name in p.pipeline.released:  # the authors' weights: skipped with the reason when no copy is reachable
-        fresh = not (eval_dir / f"released_{name}.json").exists()
+    for name in released:
+        fresh = not at.released_json(name).exists()
         futures.append(
-            evaluate_released_task.with_options(refresh_cache=fresh).submit(
-                name, raw, raw_digest, eval_dir, p.evaluate, p, parent
-            )
+            evaluate_released_task.with_options(refresh_cache=fresh).submit(name, root, raw_digest, p, parent)
         )
     wait(futures)
     for f in futures:
@@ -196,36 +185,20 @@ def evaluate_all(
 
 @flow(name="srpipe", log_prints=True)
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
-    """Run every stage for the models × scales in `params_path`; paths are those dvc.yaml declares."""
+    """Run every stage for the models × scales in `params_path`: the plan (srpipe.plan), then its stages mapped."""
     p = load_params(Path(root) / params_path)
-    p.pipeline.check_models()  # an unknown model or unsupported scale fails here, before any download or training
-    data = Path(root) / "data"
-    raw, store, models_dir, eval_dir = data / "raw", data / "prepared", data / "models", data / "eval"
-    key = f"{p.digest()}-{git_commit(root)[:12] or 'nogit'}"
-    parent = pipeline_run(p.tracking_uri(), p.tracking.experiment, key, {"git_commit": git_commit(root)})
-    downloads = download_task.map(list(p.data.datasets), unmapped(raw), unmapped(p))
-    wait(downloads)
-    manifests = sorted(str(file_digest(m)) for m in raw.glob("*/MANIFEST.json"))
-    raw_digest = "".join(manifests)
-    prepare_task.with_options(refresh_cache=not store.exists())(raw, store, p.prepare, p.pipeline.scales, raw_digest)
-
-    def weights(model: str, scale: int) -> Path:
-        return models_dir / f"{model}_x{scale}.pt"
-
-    jobs = [{"model": m, "scale": s, "out": str(weights(m, s))} for m, s in p.pipeline.jobs()]
-    jobs += [
-        {"model": m, "scale": s, "out": str(weights(m, s)), "init": str(weights(init, s))}
-        for m, s, init in p.pipeline.finetuned()
-    ]
-    jobs += [  # EDSR/RDN/RCAN x3/x4 from their x2: the body loaded, the up-sampler fresh
-        {"model": m, "scale": s, "out": str(weights(m, s)), "init": str(weights(m, init_scale))}
-        for m, s, init_scale in p.pipeline.cross_scaled()
-    ]
-    trained = train_all.with_options(task_runner=training_runner(p))(jobs, store, p, parent)
-    evaluated = [(m, s, None if m == "bicubic" else weights(m, s)) for m, s in p.pipeline.evaluated()]
-    evaluate_all(evaluated, raw, raw_digest, eval_dir, p, parent)
-    board = leaderboard_task(eval_dir, Path(root) / "leaderboard", raw, p, parent)
-    return {"trained": trained, "evaluated": len(evaluated), "leaderboard": board}
+    jobs = plan(p.pipeline)  # an unknown model or unsupported scale fails here, before any download or training
+    at = Layout(Path(root))
+    parent = pipeline_run(p.tracking_uri(), p.tracking.experiment, run_key(p, root), {"git_commit": git_commit(root)})
+    wait(download_task.map(list(p.data.datasets), unmapped(at.raw), unmapped(p)))
+    raw_digest = "".join(sorted(str(file_digest(m)) for m in at.raw.glob("*/MANIFEST.json")))
+    prepare_task.with_options(refresh_cache=not at.store.exists())(
+        at.raw, at.store, p.prepare, p.pipeline.scales, raw_digest
+    )
+    trained = train_all.with_options(task_runner=training_runner(p))(jobs.waves(), at.root, p, parent)
+    evaluate_all(list(jobs.evaluations), list(jobs.released), at.root, raw_digest, p, parent)
+    board = leaderboard_task(at.root, p, parent)
+    return {"trained": trained, "evaluated": len(jobs.evaluations), "leaderboard": board}
 
 
 if __name__ == "__main__":

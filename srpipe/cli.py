@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from srpipe.config import PRECISIONS
+from srpipe.plan import Layout, checkpoint_for, run_key
+
+LAYOUT = Layout()  # the defaults: paths relative to the project root, as dvc.yaml spells them
 
 log = logging.getLogger("srpipe")
 
@@ -46,8 +49,9 @@ def _parent_run(params: Any) -> str | None:
 
     if not params.tracking_uri():
         return None  # tracking switched off (tracking.uri: "")
-    key = f"{params.digest()}-{git_commit()[:12] or 'nogit'}"
-    return pipeline_run(params.tracking_uri(), params.tracking.experiment, key, {"git_commit": git_commit()})
+    return pipeline_run(
+        params.tracking_uri(), params.tracking.experiment, run_key(params), {"git_commit": git_commit()}
+    )
 
 
 def _csv(value: str) -> list[str]:
@@ -83,7 +87,7 @@ def cmd_prepare(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> Any:
     from srpipe.stages.train import train
 
-    out = Path(args.out or f"data/models/{args.model}_x{args.scale}.pt")
+    out = Path(args.out) if args.out else LAYOUT.weights(args.model, args.scale)
     resume = True if args.resume else False if args.restart else None
     params = _params(args)
     return train(
@@ -215,7 +219,7 @@ def _released_source(parser: argparse.ArgumentParser) -> None:
     """Where released weights come from and go: the options `evaluate`, `upscale` and `import` share."""
     parser.add_argument(
         "--released-cache",
-        default="data/released",
+        default=str(LAYOUT.released),
         help="converted weights, downloads in its downloads/ (default: %(default)s)",
     )
     parser.add_argument("--mirror", action="append", default=[], help="a folder or base URL holding the released files")
@@ -349,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         "official URL. Without --dataset, fetches params.yaml's data.required + data.optional.",
     )
     d.add_argument("--dataset", action="append", default=[], help="dataset name (repeatable)")
-    d.add_argument("--raw", default="data/raw", help="output root (default: %(default)s)")
+    d.add_argument("--raw", default=str(LAYOUT.raw), help="output root (default: %(default)s)")
     d.add_argument(
         "--mirror",
         action="append",
@@ -373,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Decode the training/validation folders named in params.yaml (prepare.train / prepare.valid) once into\n"
         "memory-mapped uint8 arrays (HR + MATLAB-bicubic LR per scale) with a Parquet patch index.",
     )
-    pr.add_argument("--raw", default="data/raw", help="downloaded datasets (default: %(default)s)")
-    pr.add_argument("--out", default="data/prepared", help="the store folder (default: %(default)s)")
+    pr.add_argument("--raw", default=str(LAYOUT.raw), help="downloaded datasets (default: %(default)s)")
+    pr.add_argument("--out", default=str(LAYOUT.store), help="the store folder (default: %(default)s)")
 
     t = add(
         "train",
@@ -386,10 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--model", required=True, help="registered name (see `srpipe models`)")
     t.add_argument("--scale", type=int, required=True, help="upscaling factor")
-    t.add_argument("--store", default="data/prepared", help="patch store from `srpipe prepare` (default: %(default)s)")
-    t.add_argument("--out", help="weights file (default: data/models/<model>_x<scale>.pt)")
+    t.add_argument(
+        "--store", default=str(LAYOUT.store), help="patch store from `srpipe prepare` (default: %(default)s)"
+    )
+    t.add_argument("--out", help=f"weights file (default: {LAYOUT.weights('<model>', '<scale>')})")
     t.add_argument("--init", help="initialise from this weights file (SRGAN from SRResNet)")
-    t.add_argument("--checkpoint", help="checkpoint path (default: data/checkpoints/<model>_x<scale>.ckpt)")
+    t.add_argument(
+        "--checkpoint", help=f"checkpoint path (default: {checkpoint_for(LAYOUT.weights('<model>', '<scale>'))})"
+    )
     g = t.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="require a checkpoint to resume from")
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
@@ -421,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = e.add_mutually_exclusive_group()
     src.add_argument("--datasets", type=_csv, help="comma-separated names under --raw, e.g. Set5,Set14")
     src.add_argument("--hr-dir", help="any folder of HR images")
-    e.add_argument("--raw", default="data/raw", help="downloaded datasets (default: %(default)s)")
+    e.add_argument("--raw", default=str(LAYOUT.raw), help="downloaded datasets (default: %(default)s)")
     e.add_argument("--self-ensemble", action="store_true", help="x8 geometric self-ensemble (EDSR+)")
     e.add_argument(
         "--tile", type=int, help="tile side in LR pixels (default: the largest that fits under --max-memory)"
@@ -446,9 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Collect every evaluation JSON into leaderboard.parquet, LEADERBOARD.md and the plots, with the\n"
         "papers' published numbers and the gap to them.",
     )
-    lb.add_argument("--eval-dir", default="data/eval", help="evaluation JSONs (default: %(default)s)")
-    lb.add_argument("--out", default="leaderboard", help="output folder (default: %(default)s)")
-    lb.add_argument("--raw", default="data/raw", help="benchmark images for the visual comparison")
+    lb.add_argument("--eval-dir", default=str(LAYOUT.evals), help="evaluation JSONs (default: %(default)s)")
+    lb.add_argument("--out", default=str(LAYOUT.leaderboard), help="output folder (default: %(default)s)")
+    lb.add_argument("--raw", default=str(LAYOUT.raw), help="benchmark images for the visual comparison")
     lb.add_argument("--track", action="store_true", help="log to MLflow and register the best model per scale")
     lb.add_argument(
         "--all", action="store_true", help="every JSON in --eval-dir, not only the (model, scale) pairs params lists"

@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 from srpipe.config import ModelParams, Params, TrainParams, load_params
+from srpipe.plan import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = sorted(ROOT.glob("params*.yaml"))
@@ -299,3 +300,34 @@ def test_params_name_config_fields(stages: list[Stage]) -> None:
     """A mistyped param would make DVC track a key srpipe never reads (or fail to find it)."""
     report = _by_stage(stages, lambda s: {k for k in s.params if not _is_param(k)})
     assert not report, "params that are no field of srpipe.config.Params:\n" + report
+
+
+# --- paths ------------------------------------------------------------------------------------------------------------
+
+
+def test_stage_paths_are_the_layouts(stages: list[Stage]) -> None:
+    """dvc.yaml spells for DVC the paths srpipe.plan.Layout gives the flow and the CLI's defaults: one layout."""
+    at = Layout()
+    wrong = []
+    for s in stages:
+        want: dict[str, Path] = {"--raw": at.raw, "--store": at.store, "--eval-dir": at.evals}
+        if s.argv[1] == "train":
+            want["--out"] = at.weights(s.option("--model"), int(s.option("--scale")))
+        elif s.argv[1] == "prepare":
+            want["--out"] = at.store
+        elif s.argv[1] == "leaderboard":
+            want["--out"] = at.leaderboard
+        elif s.argv[1] == "evaluate" and "--released" in s.argv:
+            want |= {"--json": at.released_json(s.option("--released")), "--released-cache": at.released}
+        elif s.argv[1] == "evaluate":
+            model, scale = s.option("--model"), int(s.option("--scale"))
+            want |= {"--json": at.eval_json(model, scale), "--save-images": at.eval_images(model, scale)}
+            want |= {"--weights": at.weights(model, scale)}
+        wrong += [
+            f"{s.name} {flag} {s.option(flag)} != {path}"
+            for flag, path in want.items()
+            if flag in s.argv and Path(s.option(flag)) != path
+        ]
+        if "--init" in s.argv and Path(s.option("--init")).parent != at.models:
+            wrong.append(f"{s.name} --init {s.option('--init')} is not under {at.models}")
+    assert wrong == []

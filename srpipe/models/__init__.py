@@ -17,6 +17,7 @@ from srpipe.models import (  # noqa: F401  (imported for their registrations, in
     lapsrn,
     srdensenet,
     srresnet,
+    srgan,
     memnet,
     edsr,
     rdn,

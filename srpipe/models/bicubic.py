@@ -31,6 +31,7 @@ class BicubicConfig(ArchConfig):
         input_space="lr",
         color="rgb",
         recipe=Recipe(iterations=0),  # nothing to train
+        learned=False,
         notes="MATLAB imresize semantics: a = -0.5 cubic kernel, symmetric padding.",
     ),
     paper=BicubicConfig(),

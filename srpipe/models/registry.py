@@ -79,6 +79,7 @@ class ModelCard:
     # The published figures average the x8 flips/rotations at test time (RED30's test code), so the leaderboard can
     # say whether a row was evaluated the same way (evaluate.self_ensemble_models lists the models to run so).
     published_self_ensemble: bool = False
+    learned: bool = True  # False for a network with nothing to learn (bicubic): it runs without a weights file
 
     @property
     def paper(self) -> str:

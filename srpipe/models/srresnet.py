@@ -1,4 +1,4 @@
-"""SRResNet / SRGAN generator, BasicSR's BN-free MSRResNet, and SRGAN's discriminator and VGG19 feature extractor.
+"""SRResNet (the SRGAN generator) and BasicSR's BN-free MSRResNet.
 
 Christian Ledig, Lucas Theis, Ferenc Huszár, Jose Caballero, Andrew Cunningham, Alejandro Acosta, Andrew Aitken,
 Alykhan Tejani, Johannes Totz, Zehan Wang, Wenzhe Shi, "Photo-Realistic Single Image Super-Resolution Using a
@@ -8,7 +8,7 @@ Generator, Fig. 4 (top): conv 9×9 (64) + PReLU → B = 16 residual blocks [conv
 → conv 3×3 - BN, + the head's output (long skip) → ×2 stages [conv 3×3 (256) - pixel shuffle - PReLU] → conv 9×9.
 Count at ×4, RGB: 1,547,350 (≈1.55M; PReLU with one shared slope, no conv bias before a BN). The paper trains ×4;
 the sub-pixel stages (blocks.Upsampler) give ×2/×4/×8 and one ×3 stage for ×3, so srpipe offers 2, 3, 4, 8.
-"srresnet" is the MSE-trained network, "srgan" the same generator fine-tuned adversarially from it (Sec. 3.2).
+"srresnet" is the MSE-trained network (Sec. 3.2).
 Sec. 3.2 feeds LR images in [0, 1] and HR targets in [-1, 1]; srpipe keeps both in [0, 1] (the contract).
 
 "msrresnet" is NOT the paper's model: it is BasicSR's "modified SRResNet" (basicsr/archs/srresnet_arch.py): 3×3 head,
@@ -16,27 +16,14 @@ Sec. 3.2 feeds LR images in [0, 1] and HR targets in [-1, 1]; srpipe keeps both 
 bilinear-upsampled input added to the output; 1,517,571 parameters at ×4 RGB. Recipe from BasicSR's
 options/train/SRResNet_SRGAN/train_MSRResNet_x4.yml.
 
-Not registered as SR models (used by the "srgan" loss):
-  Discriminator  Fig. 4 (bottom): conv 3×3 (64) + LReLU 0.2, then 7 × [conv 3×3 - BN - LReLU 0.2] with widths
-                 64, 128, 128, 256, 256, 512, 512 and strides 2, 1, 2, 1, 2, 1, 2; dense 1024, LReLU, dense 1.
-                 Deviations: adaptive average pooling to 6×6 before the dense layers, so any patch ≥ 24 works (an
-                 identity on the paper's 96×96 patches, where the net is exactly the paper's), and the final sigmoid is
-                 left to the loss (logits out, for BCE-with-logits). Inputs in [0, 1] are mapped to the paper's [-1, 1].
-  VGG19Features  torchvision's vgg19().features layout (same module indices), truncated at φ5,4: the 4th conv before
-                 the 5th max-pool. The paper defines φ after the ReLU; ESRGAN/BasicSR take conv5_4 before it (denser
-                 features, consistent brightness, ESRGAN's argument), the default here (`before_activation=False`
-                 gives the paper's). ImageNet mean/std normalisation inside; Y inputs are repeated to 3 channels.
+SRGAN (the same generator trained adversarially), its discriminator and VGG19 loss network: models/srgan.py.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -63,36 +50,6 @@ class SRResNetConfig(ArchConfig):
     outer_kernel: int = 9  # 9×9 first and last convolutions (Fig. 4)
 
 
-@register_model(
-    card=ModelCard(
-        name="srgan",
-        **_CARD,
-        recipe=Recipe(
-            # Sec. 2.2, 3.2: l_VGG/5.4 + 1e-3 · adversarial, VGG losses rescaled by 1/12.75; k = 1 D step per G step.
-            loss="srgan",
-            optimizer="adam",
-            lr=1e-4,
-            betas=(0.9, 0.999),  # β1 = 0.9 (Sec. 3.2)
-            schedule="multistep",
-            milestones=(0.5,),  # 1e5 updates at 1e-4, then 1e5 at 1e-5 (Sec. 3.2)
-            gamma=0.1,
-            batch_size=16,
-            patch_size=96,  # 16 random 96×96 HR sub-images per mini-batch (Sec. 3.2)
-            iterations=200_000,
-            loss_options={
-                "init_from": "srresnet",  # "we employed the trained MSE-based SRResNet network as initialization"
-                "content": "vgg54",
-                "adversarial_weight": 1e-3,
-                "vgg_rescale": 1 / 12.75,
-                "discriminator_steps": 1,
-                "d_features": 64,  # the discriminator's first width; it doubles to 512 (Fig. 4)
-            },
-        ),
-        notes="Generator = SRResNet; Discriminator and VGG19Features live in this module.",
-    ),
-    paper=SRResNetConfig(),
-    tiny=SRResNetConfig(features=16, blocks=2),
-)
 @register_model(
     card=ModelCard(
         name="srresnet",
@@ -177,92 +134,3 @@ class MSRResNet(SRModel):
     def forward(self, x: Tensor) -> Tensor:
         base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return self.tail(self.upsample(self.body(self.head(x)))) + base
-
-
-class Discriminator(nn.Module):
-    """SRGAN's VGG-style discriminator (Fig. 4); returns one logit per image. See the module docstring."""
-
-    def __init__(self, channels: int = 3, features: int = 64, pool_size: int = 6) -> None:
-        super().__init__()
-        f = features
-        layers: list[nn.Module] = [conv(channels, f, 3), nn.LeakyReLU(0.2, inplace=True)]  # k3n64s1, no BN
-        in_ch = f
-        for width, stride in [(f, 2), (2 * f, 1), (2 * f, 2), (4 * f, 1), (4 * f, 2), (8 * f, 1), (8 * f, 2)]:
-            layers += [conv(in_ch, width, 3, bias=False, stride=stride), nn.BatchNorm2d(width)]
-            layers += [nn.LeakyReLU(0.2, inplace=True)]
-            in_ch = width
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(pool_size)  # deviation: identity at the paper's 96×96 patches
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(8 * features * pool_size**2, 1024),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(1024, 1),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.pool(self.features(x * 2 - 1)))  # the paper's HR range is [-1, 1]
-
-
-# torchvision's vgg19 "features" (config E): conv widths, "M" = 2×2 max-pool; every conv is followed by a ReLU.
-_VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
-_CONV5_4 = 34  # index of conv5_4 in vgg19().features (35: its ReLU, 36: pool5)
-
-
-class VGG19Features(nn.Module):
-    """VGG19 φ5,4 feature extractor, frozen; ``features.N`` matches torchvision's ``vgg19().features[N]``."""
-
-    def __init__(self, before_activation: bool = True) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        in_channels = 3
-        for v in _VGG19:
-            if v == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(in_channels, int(v), 3, padding=1), nn.ReLU(inplace=True)]
-                in_channels = int(v)
-        self.features = nn.Sequential(*layers[: _CONV5_4 + (1 if before_activation else 2)])
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x``: N×C×H×W in [0, 1], C = 3 or 1 (Y, repeated); returns N×512×H/16×W/16."""
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        return self.features((x - self.mean) / self.std)
-
-    @classmethod
-    def load_vgg19(cls, path: str | os.PathLike[str], before_activation: bool = True) -> VGG19Features:
-        """Build from a torchvision VGG19 state-dict file (e.g. ``vgg19-dcbb9e9d.pth``); classifier keys are ignored
-        and ``N.weight`` keys (the "features." prefix stripped) are accepted too. Raises ValueError on a mismatch."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"VGG19 weights not found: {path} (torchvision's vgg19-dcbb9e9d.pth is expected)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle, zip and weights-only errors all mean "not a state dict file"
-            raise ValueError(f"{path} is not a torch state-dict file ({type(e).__name__}: {e})") from e
-        if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
-        model = cls(before_activation)
-        expected = model.state_dict()
-        given = {("features." + k if re.match(r"\d+\.", k) else k): v for k, v in state.items()}
-        given = {k: v for k, v in given.items() if k.startswith("features.")}  # drop classifier.*
-        missing = sorted(set(expected) - set(given))
-        unexpected = sorted(set(given) - set(expected))
-        shapes = [
-            f"{k}: {tuple(given[k].shape)} vs {tuple(v.shape)}"
-            for k, v in expected.items()
-            if k in given and given[k].shape != v.shape
-        ]
-        if missing or unexpected or shapes:
-            raise ValueError(
-                f"{path} is not a torchvision VGG19 state dict: missing {missing[:4]}, unexpected {unexpected[:4]}, "
-                f"shape mismatches {shapes[:4]}"
-            )
-        model.load_state_dict(given)
-        return model
-
-
-load_vgg19 = VGG19Features.load_vgg19

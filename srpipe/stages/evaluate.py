@@ -78,7 +78,7 @@ def evaluate(
     card: WeightsCard | None = None
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
-    elif sum(p.numel() for p in create_model(model, scale, "tiny").parameters()) == 0:
+    elif not get_card(model).learned:
         net = create_model(model, scale)
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")

@@ -16,6 +16,7 @@ from srpipe.data.images import save_png
 from srpipe.data.store import Store
 from srpipe.fsio import sweep
 from srpipe.models import count_params, create_model
+from srpipe.plan import checkpoint_for
 from srpipe.provenance import data_version, dvc_md5, git_commit
 from srpipe.runtime import amp_dtype, pick_device
 from srpipe.tracking import start_run, telemetry_off
@@ -250,7 +251,7 @@ def claim_checkpoint(explicit: Path | None, out_path: Path, st: TrainState, spec
     default path or with `resume=False` (--restart); one of another model or scale is always refused. Returns the
     path `fit` may write and, once the run is complete, delete.
     """
-    ckpt = explicit or out_path.parent.parent / "checkpoints" / f"{out_path.stem}.ckpt"
+    ckpt = explicit or checkpoint_for(out_path)
     if os.path.abspath(ckpt) == os.path.abspath(out_path) or (
         ckpt.exists() and out_path.exists() and ckpt.samefile(out_path)
     ):

@@ -99,10 +99,10 @@ def upscale(
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
         scale, color = card.scale, card.color
-    elif model == "bicubic":
+    elif not get_card(model).learned:
         if scale is None:
-            raise ValueError("bicubic needs --scale")
-        net, color = create_model("bicubic", scale), "rgb"
+            raise ValueError(f"{model} needs --scale")
+        net, color = create_model(model, scale), "rgb"
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
     net, amp = for_inference(net, dev, precision, 1 if color == "y" else 3)

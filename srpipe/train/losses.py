@@ -77,7 +77,7 @@ class Criterion(nn.Module):
             raise ValueError(f"unknown loss {self.name!r}")
 
     def _init_gan(self, recipe: Recipe, channels: int, vgg_path: Path | None) -> None:
-        from srpipe.models.srresnet import Discriminator, VGG19Features
+        from srpipe.models.srgan import Discriminator, VGG19Features
 
         self.discriminator = Discriminator(channels=channels, features=self.opts.get("d_features", 64))
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=recipe.lr, betas=recipe.betas)

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from srpipe.config import TrainParams
+from srpipe.config import ModelParams, TrainParams
 from srpipe.models import get_card
 from srpipe.models.registry import ModelCard, Recipe
 
@@ -68,7 +68,11 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
     """Paper recipe ← `train.recipe` ← `train.models.<model>` ← CLI overrides (None = unset)."""
     card = get_card(model)
     mp = train.for_model(model)
-    cli = {k: v for k, v in cli.items() if v is not None}
+    try:  # typed like params.yaml's train.models entries: a mistyped key or a bad value fails on every front door
+        given = ModelParams(**{k: v for k, v in cli.items() if v is not None})
+    except TypeError as e:
+        raise TypeError(f"{model}: training override: {e}") from None
+    cli = {k: v for k, v in dataclasses.asdict(given).items() if v is not None and k in cli}
     recipe_overrides = dict(train.recipe) | dict(mp.recipe)
     for key in ("lr", "batch_size", "patch_size"):
         value = cli.get(key, getattr(mp, key))
@@ -106,3 +110,9 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
         init_from=mp.init_from or recipe.loss_options.get("init_from"),
         datasets=tuple(mp.datasets if mp.datasets is not None else train.datasets),
     )
+
+
+def train_key(model: str, scale: int, train: TrainParams, data_version: str, init_digest: str = "") -> str:
+    """What makes a training stale: its resolved run spec and training options (`result_key`), the data version of
+    the store and the digest of the weights it starts from. dvc.yaml lists the same params (tests/test_dvc_yaml.py)."""
+    return f"{result_key(resolve(model, scale, train), train)}-{data_version}-{init_digest}"

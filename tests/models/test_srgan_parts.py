@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from srpipe.models import count_params
-from srpipe.models.srresnet import Discriminator, VGG19Features, load_vgg19
+from srpipe.models.srgan import Discriminator, VGG19Features, load_vgg19
 
 
 @pytest.mark.parametrize("size", [24, 40, 96])
