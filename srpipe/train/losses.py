@@ -7,7 +7,7 @@ the way LapSRN and DRN build their pyramids of targets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,8 @@ class Criterion(nn.Module):
         self.vgg: nn.Module | None = None
         if self.name == "srgan":
             self._init_gan(recipe, channels, vgg_path)
-        elif self.name not in _SIMPLE and self.name not in ("drcn", "memnet", "lapsrn", "drn"):
-            raise ValueError(f"unknown loss {self.name!r}")
+        elif self.name not in LOSSES:
+            raise ValueError(f"unknown loss {self.name!r}; known: {', '.join([*LOSSES, 'srgan'])}")
 
     def _init_gan(self, recipe: Recipe, channels: int, vgg_path: Path | None) -> None:
         from srpipe.models.srgan import Discriminator, VGG19Features
@@ -93,39 +93,9 @@ class Criterion(nn.Module):
 
     def forward(self, out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float) -> tuple[Tensor, dict]:
         """Total loss and its named parts; `progress` ∈ [0, 1] drives scheduled weights (DRCN's α)."""
-        sr, name = out["sr"], self.name
-        red = self.reduction
-        if name in _SIMPLE:
-            loss = _SIMPLE[name](sr, hr, reduction=red)
-            return loss, {name: loss.detach()}
-        if name == "lapsrn":
-            eps = self.opts.get("eps", 1e-3)
-            parts = [charbonnier(lv, _resized(hr, lv), eps, red) for lv in out.get("levels", [sr])]
-            loss = torch.stack(parts).sum()
-            return loss, {"charbonnier": loss.detach()}
-        if name == "drcn":
-            # DRCN Eq. 7-9: L = α·l1 + (1-α)·l2 (+ β‖W‖², the optimiser's weight decay): l1 = the D recursions'
-            # losses averaged, l2 = the loss of their weighted average; α decays over training.
-            alpha = _alpha(self.opts, progress)
-            inter = torch.stack([mse(p, hr, red) for p in out["recursions"]]).mean()
-            final = mse(sr, hr, red)
-            return alpha * inter + (1 - alpha) * final, {"intermediate": inter.detach(), "final": final.detach()}
-        if name == "memnet":
-            # MemNet_M6R6_80C64_train.prototxt: one EuclideanLoss per block prediction (loss_01..loss_06) and one on
-            # the weighted average (loss_7), every one with loss_weight 1, summed. (Eq. 8 with α = 1/(M+1) is the
-            # same sum divided by M+1.)
-            blocks = torch.stack([mse(p, hr, red) for p in out["blocks"]]).sum()
-            final = mse(sr, hr, red)
-            loss = self.opts.get("block_weight", 1.0) * blocks + self.opts.get("final_weight", 1.0) * final
-            return loss, {"blocks": blocks.detach(), "final": final.detach()}
-        if name == "drn":
-            levels, dual = out["levels"], out["dual"]
-            targets = [inp if lv.shape[-2:] == inp.shape[-2:] else _resized(hr, lv) for lv in levels]
-            primal = torch.stack([F.l1_loss(lv, t) for lv, t in zip(levels, targets)]).sum()
-            dual_loss = torch.stack([F.l1_loss(d, targets[k]) for k, d in enumerate(dual)]).sum()
-            loss = primal + self.opts.get("dual_weight", 0.1) * dual_loss
-            return loss, {"primal": primal.detach(), "dual": dual_loss.detach()}
-        return self._generator_loss(sr, hr)
+        if self.discriminator is not None:
+            return self._generator_loss(out["sr"], hr)
+        return LOSSES[self.name](out, hr, inp, progress, self.opts, self.reduction)
 
     def _generator_loss(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, dict]:
         if self.vgg is not None:
@@ -163,8 +133,62 @@ class Criterion(nn.Module):
             self.d_opt.load_state_dict(state["d_opt"])
 
 
-_SIMPLE = {
-    "mse": mse,
-    "l1": l1,
-    "charbonnier": charbonnier,
+Loss = Callable[[dict[str, Any], Tensor, Tensor, float, Mapping[str, Any], str], tuple[Tensor, dict]]
+
+
+def _pixelwise(fn: Callable[..., Tensor], name: str) -> Loss:
+    def loss(out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float, opts: Mapping, red: str) -> tuple:
+        value = fn(out["sr"], hr, reduction=red)
+        return value, {name: value.detach()}
+
+    return loss
+
+
+def lapsrn_loss(out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float, opts: Mapping, red: str) -> tuple:
+    """LapSRN: the Charbonnier loss (Eq. 2) of every pyramid level against the HR image resized to it, summed."""
+    eps = opts.get("eps", 1e-3)
+    parts = [charbonnier(lv, _resized(hr, lv), eps, red) for lv in out.get("levels", [out["sr"]])]
+    loss = torch.stack(parts).sum()
+    return loss, {"charbonnier": loss.detach()}
+
+
+def drcn_loss(out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float, opts: Mapping, red: str) -> tuple:
+    """DRCN Eq. 7-9: L = α·l1 + (1-α)·l2 (+ β‖W‖², the optimiser's weight decay): l1 = the D recursions' losses
+    averaged, l2 = the loss of their weighted average; α decays over training."""
+    alpha = _alpha(opts, progress)
+    inter = torch.stack([mse(p, hr, red) for p in out["recursions"]]).mean()
+    final = mse(out["sr"], hr, red)
+    return alpha * inter + (1 - alpha) * final, {"intermediate": inter.detach(), "final": final.detach()}
+
+
+def memnet_loss(out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float, opts: Mapping, red: str) -> tuple:
+    """MemNet_M6R6_80C64_train.prototxt: one EuclideanLoss per block prediction (loss_01..loss_06) and one on the
+    weighted average (loss_7), every one with loss_weight 1, summed. (Eq. 8 with α = 1/(M+1) is the same sum divided
+    by M+1.)"""
+    blocks = torch.stack([mse(p, hr, red) for p in out["blocks"]]).sum()
+    final = mse(out["sr"], hr, red)
+    loss = opts.get("block_weight", 1.0) * blocks + opts.get("final_weight", 1.0) * final
+    return loss, {"blocks": blocks.detach(), "final": final.detach()}
+
+
+def drn_loss(out: dict[str, Any], hr: Tensor, inp: Tensor, progress: float, opts: Mapping, red: str) -> tuple:
+    """DRN's dual regression: L1 of every primal level against the HR image resized to it (the LR input at the lowest
+    level), plus `dual_weight` (λ) × the L1 of each dual mapping back to the level below."""
+    levels, dual = out["levels"], out["dual"]
+    targets = [inp if lv.shape[-2:] == inp.shape[-2:] else _resized(hr, lv) for lv in levels]
+    primal = torch.stack([F.l1_loss(lv, t) for lv, t in zip(levels, targets)]).sum()
+    dual_loss = torch.stack([F.l1_loss(d, targets[k]) for k, d in enumerate(dual)]).sum()
+    loss = primal + opts.get("dual_weight", 0.1) * dual_loss
+    return loss, {"primal": primal.detach(), "dual": dual_loss.detach()}
+
+
+# Recipe.loss → loss. "srgan" is not here: it owns trainable state (the discriminator, VGG19), so `Criterion` builds it.
+LOSSES: dict[str, Loss] = {
+    "mse": _pixelwise(mse, "mse"),
+    "l1": _pixelwise(l1, "l1"),
+    "charbonnier": _pixelwise(charbonnier, "charbonnier"),
+    "lapsrn": lapsrn_loss,
+    "drcn": drcn_loss,
+    "memnet": memnet_loss,
+    "drn": drn_loss,
 }
