@@ -68,6 +68,11 @@ def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | No
     return torch.float16 if device.type == "cuda" else None
 
 
+def image_channels(color: str) -> int:
+    """Channels a network sees for a colour mode: 1 for "y" (luma only), 3 for "rgb"."""
+    return 1 if color == "y" else 3
+
+
 def precision_name(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 

@@ -19,6 +19,7 @@ from torch import nn
 from srpipe.fsio import atomic_path
 from srpipe.integrity import CorruptDataError, new_hash, tagged
 from srpipe.models import create_model, get_card
+from srpipe.runtime import image_channels
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class WeightsCard:
 
     @property
     def channels(self) -> int:
-        return 1 if self.color == "y" else 3
+        return image_channels(self.color)
 
     def build(self) -> nn.Module:
         return create_model(self.model, self.scale, self.config, channels=self.channels, **self.arch)

@@ -23,7 +23,7 @@ from srpipe.memory import memory_cap
 from srpipe.models import create_model, get_card
 from srpipe.protocols import SCORE_BYTES_PER_PX, sr_and_score
 from srpipe.provenance import dvc_md5, file_digest, git_commit
-from srpipe.runtime import device_name, for_inference, pick_device, precision_name
+from srpipe.runtime import device_name, for_inference, image_channels, pick_device, precision_name
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.weights import WeightsCard, load_model
 
@@ -85,7 +85,7 @@ def evaluate(
     # Bicubic has no colour of its own: it interpolates whatever the protocol hands it (Y alone under y-matlab).
     color = card.color if card else ("y" if protocol == "y-matlab" else "rgb")
     input_space = get_card(model).input_space
-    channels = 1 if color == "y" else 3
+    channels = image_channels(color)
     net, amp = for_inference(net, dev, params.precision, channels)
     side = params.flops_input * (scale if input_space == "bicubic" else 1)
     result: dict[str, Any] = {"model": model, "scale": scale, "config": card.config if card else "paper"}

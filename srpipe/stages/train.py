@@ -18,7 +18,7 @@ from srpipe.fsio import sweep
 from srpipe.models import count_params, create_model
 from srpipe.plan import checkpoint_for
 from srpipe.provenance import data_version, dvc_md5, git_commit
-from srpipe.runtime import amp_dtype, pick_device
+from srpipe.runtime import amp_dtype, image_channels, pick_device
 from srpipe.tracking import start_run, telemetry_off
 from srpipe.train.loop import (
     CheckpointError,
@@ -290,7 +290,7 @@ def claim_checkpoint(explicit: Path | None, out_path: Path, st: TrainState, spec
 
 
 def net_channels(spec: RunSpec) -> int:
-    return 1 if spec.color == "y" else 3
+    return image_channels(spec.color)
 
 
 def _log_artifacts(tracker: Any, out_path: Path, st: Any, valid: Store, spec: RunSpec, device: torch.device) -> None:

@@ -27,7 +27,7 @@ from srpipe.inference import (
 )
 from srpipe.memory import format_size, memory_cap
 from srpipe.models import create_model, get_card
-from srpipe.runtime import for_inference, pick_device
+from srpipe.runtime import for_inference, image_channels, pick_device
 from srpipe.weights import load_model
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def upscale(
         net, color = create_model(model, scale), "rgb"
     else:
         raise ValueError(f"{model} needs --weights (a file written by `srpipe train`)")
-    net, amp = for_inference(net, dev, precision, 1 if color == "y" else 3)
+    net, amp = for_inference(net, dev, precision, image_channels(color))
     fn = sr_function(net, scale, get_card(model).input_space, color, self_ensemble, amp)
     cap = None if tile else memory_cap(max_memory)
     per_px = None
