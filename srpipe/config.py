@@ -159,9 +159,14 @@ class PrepareParams:
     lr_patch: int = 48  # LR side of an index patch (HR side = lr_patch × scale); models crop their own inside it
     stride: int = 24  # LR pixels between neighbouring index patches
     max_valid_side: int = 256  # validation images are centre-cropped to this HR side to keep validation quick
+    # Extra copies of every training image, downscaled (MATLAB bicubic) by these factors before patches are cut:
+    # FSRCNN's augmentation (Sec. 4.1: 0.9, 0.8, 0.7, 0.6). Only a model whose recipe names a factor learns from it.
+    rescale: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "lr_patch", "stride", "max_valid_side")
+        if bad := [f for f in self.rescale if not 0 < f < 1]:
+            raise ValueError(f"prepare.rescale: factors must lie strictly between 0 and 1, got {bad}")
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,10 @@ class TrainParams:
     ckpt_every: int = 500
     log_every: int = 50
     ema_decay: float = 0.999  # BasicSR's default
+    # Which EMA weights the weights file keeps: "best" = those of the best validation (a guard for short budgets and
+    # unstable recipes), "last" = those at the end of the budget, as a paper's final model (a small validation set
+    # can peak early: FSRCNN's two-photo validation peaked at 16k of 48k steps while Set5 was still rising).
+    keep: str = "best"
     seed: int = 0
     device: str = "auto"  # auto = CUDA when present, else CPU
     # auto | fp32 | bf16 (srpipe.runtime.amp_dtype): auto = bf16 autocast on CUDA and on CPUs with native bf16
@@ -217,6 +226,7 @@ class TrainParams:
         _at_least(self, -1, "workers")
         _one_of(self, "color", ("rgb", "y", "paper"))
         _one_of(self, "precision", PRECISIONS)
+        _one_of(self, "keep", ("best", "last"))
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 

@@ -3,7 +3,8 @@
 Layout of a store folder (the contract between `prepare` and `train`, nanoGPT's train.bin + meta idea):
     hr.u8            every HR image (modcropped), H×W×3 uint8, back to back
     lr_x<s>.u8       the same images degraded with MATLAB bicubic at each scale
-    images.parquet   id, name, dataset, height, width, gray, hr_offset, lr_x<s>_offset
+    images.parquet   id, name, dataset, rescale, height, width, gray, hr_offset, lr_x<s>_offset (rescale: 1 for
+                     the image itself, f for its copy downscaled by f, `prepare.rescale`)
     patches.parquet  image_id, scale, y, x, size: LR-pixel windows on a grid, where training draws its patches (a
                      crop starts inside its window or within a stride after it, so every image offset is drawn)
     meta.json        format version, scales, counts, the params that made it and each file's sha256 (`digests`),
@@ -121,6 +122,12 @@ class Store:
         row = self.images.iloc[i]
         return StoredImage(str(row["name"]), self.hr(i), self.lr(i, scale), bool(row.gray))
 
+    def rescale_factors(self) -> np.ndarray:
+        """Per image, the factor its HR was downscaled by in `prepare` (1.0 for every image of an older store)."""
+        if "rescale" not in self.images:
+            return np.ones(len(self.images))
+        return self.images["rescale"].to_numpy(np.float64)
+
     def patches(self, scale: int) -> np.ndarray:
         """Index rows for `scale` as an N×4 int array: image_id, y, x, size (LR pixels)."""
         import pandas as pd
@@ -153,6 +160,7 @@ class PatchDataset(Dataset):
         augment: bool = True,
         seed: int = 0,
         datasets: Sequence[str] = (),
+        rescale: Sequence[float] = (),
     ) -> None:
         if hr_patch % scale:
             raise ValueError(f"HR patch {hr_patch} is not a multiple of x{scale}")
@@ -165,6 +173,10 @@ class PatchDataset(Dataset):
             if missing := sorted(set(datasets) - set(names)):
                 raise ValueError(f"{store.root} holds no {missing} images (it holds {sorted(set(names))})")
             self.index = self.index[np.isin(names[self.index[:, 0]], list(datasets))]
+        # The downscaled copies `prepare.rescale` made are drawn only by a recipe that names their factor (FSRCNN).
+        factors = store.rescale_factors()
+        keep = np.isclose(factors, 1.0) | np.isin(np.round(factors, 6), np.round(list(rescale), 6))
+        self.index = self.index[keep[self.index[:, 0]]]
         if len(self.index) == 0:
             raise ValueError(
                 f"{store.root}: no index patch holds a {self.p}-px LR patch at x{scale}; "

@@ -181,6 +181,14 @@ def recipe_summary(recipe: Mapping[str, Any] | None, scale: int, card: Any) -> s
     return text + " (the paper's)"
 
 
+def _training_data(learned: tuple[str, ...], rescale: Sequence[float] | None) -> str | None:
+    """The training data as a row shows it: "T91", or "T91 + copies downscaled by 0.9/0.8/0.7/0.6" (FSRCNN)."""
+    if not learned:
+        return None
+    copies = f" + copies downscaled by {'/'.join(f'{f:g}' for f in rescale)}" if rescale else ""
+    return training_key(learned) + copies
+
+
 def _row(ev: Mapping[str, Any], dataset: str, d: Mapping[str, Any], card: Any) -> dict[str, Any]:
     train = ev.get("train") or {}
     released = train.get("origin") == "released"
@@ -225,7 +233,7 @@ def _row(ev: Mapping[str, Any], dataset: str, d: Mapping[str, Any], card: Any) -
         "source": (train.get("origin") or "trained here") if ev.get("weights") else None,
         "protocol": ev.get("protocol") or "rgb",
         "weights_source": train.get("source") or None,
-        "training_data": train.get("training_data") or (training_key(learned) if learned else None),
+        "training_data": train.get("training_data") or _training_data(learned, train.get("rescale")),
         "published_training": (fig.training or None) if fig else None,
         "train_recipe": None if released else recipe_summary(train.get("recipe"), ev["scale"], card),
         "released": ev.get("released"),

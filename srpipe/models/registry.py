@@ -54,6 +54,9 @@ class Recipe:
     # The paper trains its other scales starting from its trained model at this scale (EDSR Sec. 4.2, RCAN's and
     # RDN's scripts: 2); `pipeline.cross_scale` in params does it, the train stage warns when it is not done.
     init_scale: int | None = None
+    # The paper also learns from copies of its training images downscaled by these factors (FSRCNN Sec. 4.1: 0.9 …
+    # 0.6); `prepare.rescale` builds them into the store, and only a recipe naming a factor draws from its copies.
+    rescale: tuple[float, ...] = ()
 
     def hr_patch(self, scale: int) -> int:
         """HR patch side at `scale`, a multiple of it (a 33-px SRCNN patch becomes 32 at x4)."""

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from srpipe.config import PrepareParams
 from srpipe.data.images import list_images, load_image
 from srpipe.data.store import FORMAT_VERSION, grid, lcm
-from srpipe.degrade import bicubic_lr, modcrop
+from srpipe.degrade import bicubic_lr, imresize, modcrop
 from srpipe.fsio import atomic_dir, write_json
 from srpipe.integrity import file_digest, new_hash, tagged
 
@@ -49,6 +49,39 @@ def _write(f: BinaryIO, h: hashlib._Hash, pixels: np.ndarray) -> None:
     h.update(data)
 
 
+def _downscale(pixels: np.ndarray, factor: float) -> np.ndarray:
+    """An H×W×3 uint8 image shrunk by `factor` with MATLAB's bicubic `imresize` (FSRCNN's augmentation, Sec. 4.1)."""
+    import torch
+
+    t = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)  # a writable copy: torch.from_numpy shares memory
+    return imresize(t, factor).permute(1, 2, 0).contiguous().numpy()
+
+
+def _write_image(
+    files: dict[str, BinaryIO],
+    hashes: dict[str, hashlib._Hash],
+    offsets: dict[str, int],
+    row: dict,
+    hr: np.ndarray,
+    scales: tuple[int, ...],
+    params: PrepareParams,
+) -> list[tuple[int, int, int, int, int]]:
+    """Append one HR image and its LR at every scale to the store files; returns its index windows."""
+    patches = []
+    _write(files["hr"], hashes["hr"], hr)
+    offsets["hr"] += hr.size
+    for s in scales:
+        _, lr = bicubic_lr(hr, s)
+        row[f"lr_x{s}_offset"] = offsets[f"lr_x{s}"]
+        _write(files[f"lr_x{s}"], hashes[f"lr_x{s}"], lr)
+        offsets[f"lr_x{s}"] += lr.size
+        h, w = lr.shape[:2]
+        size = min(params.lr_patch, h, w)
+        ys, xs = grid(h, size, params.stride), grid(w, size, params.stride)
+        patches += [(row["id"], s, y, x, size) for y in ys for x in xs]
+    return patches
+
+
 def _write_store(
     out: Path,
     sources: list[tuple[str, Path]],
@@ -66,33 +99,25 @@ def _write_store(
         files = {name: stack.enter_context(open(out / f"{name}.u8", "wb")) for name in names}
         hashes = {name: new_hash() for name in names}  # hashed as written: no second read of the arrays
         offsets = dict.fromkeys(files, 0)
+        factors = (1.0, *params.rescale) if split == "train" else (1.0,)
         for dataset, path in tqdm(sources, desc=f"prepare {split}", unit="img", disable=not progress):
             img = load_image(path)  # a corrupt file stops the stage with an error naming it
-            hr = img.pixels
-            if split == "valid":
-                hr = _centre_crop(hr, params.max_valid_side)
-            hr = np.ascontiguousarray(modcrop(hr, step))
-            min_lr = min(hr.shape[:2]) // max(scales)
-            need = params.lr_patch if split == "train" else 16  # validation needs room for SSIM's window + crop
-            if min_lr < need:
-                log.warning("prepare: %s (%d×%d) is smaller than the patch size: skipped", path, *img.size[::-1])
-                skipped.append(str(path))
-                continue
-            image_id = len(rows)
-            row = {"id": image_id, "name": path.stem, "dataset": dataset, "height": hr.shape[0], "width": hr.shape[1]}
-            row |= {"gray": img.gray, "hr_offset": offsets["hr"]}
-            _write(files["hr"], hashes["hr"], hr)
-            offsets["hr"] += hr.size
-            for s in scales:
-                _, lr = bicubic_lr(hr, s)
-                row[f"lr_x{s}_offset"] = offsets[f"lr_x{s}"]
-                _write(files[f"lr_x{s}"], hashes[f"lr_x{s}"], lr)
-                offsets[f"lr_x{s}"] += lr.size
-                h, w = lr.shape[:2]
-                size = min(params.lr_patch, h, w)
-                ys, xs = grid(h, size, params.stride), grid(w, size, params.stride)
-                patches += [(image_id, s, y, x, size) for y in ys for x in xs]
-            rows.append(row)
+            for factor in factors:
+                hr = img.pixels if factor == 1.0 else _downscale(img.pixels, factor)
+                if split == "valid":
+                    hr = _centre_crop(hr, params.max_valid_side)
+                hr = np.ascontiguousarray(modcrop(hr, step))
+                min_lr = min(hr.shape[:2]) // max(scales)
+                need = params.lr_patch if split == "train" else 16  # validation needs room for SSIM's window + crop
+                if min_lr < need:
+                    what = f"{path}" + (f" downscaled by {factor:g}" if factor != 1.0 else "")
+                    log.warning("prepare: %s (%d×%d) is smaller than the patch size: skipped", what, *hr.shape[1::-1])
+                    skipped.append(what)
+                    continue
+                row = {"id": len(rows), "name": path.stem, "dataset": dataset, "rescale": factor}
+                row |= {"height": hr.shape[0], "width": hr.shape[1], "gray": img.gray, "hr_offset": offsets["hr"]}
+                patches += _write_image(files, hashes, offsets, row, hr, scales, params)
+                rows.append(row)
     if not rows:
         raise ValueError(f"prepare: the {split} set is empty (sources: {len(sources)}, too small: {len(skipped)})")
     pd.DataFrame(rows).to_parquet(out / "images.parquet", index=False)

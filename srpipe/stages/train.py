@@ -59,6 +59,22 @@ def _init_distributed(device: torch.device) -> bool:
     return True
 
 
+def _rescaled_copies(store: Store, spec: RunSpec) -> list[float]:
+    """The factors of the recipe's downscaled copies the store holds; a missing one is warned about, not fatal (a
+    CPU profile may leave the augmentation out), and the weights card records what was really used."""
+    held = {round(float(f), 6) for f in store.rescale_factors()}
+    wanted = list(spec.recipe.rescale)
+    if missing := [f for f in wanted if round(f, 6) not in held]:
+        log.warning(
+            "%s: the paper also trains on copies downscaled by %s; the store has none for %s (add them with "
+            "prepare.rescale)",
+            spec.model,
+            ", ".join(f"{f:g}" for f in wanted),
+            ", ".join(f"{f:g}" for f in missing),
+        )
+    return [f for f in wanted if round(f, 6) in held]
+
+
 def train(
     model: str,
     scale: int,
@@ -115,6 +131,7 @@ def train(
         sweep(Path(store_dir))  # a `prepare` killed mid-swap hid the store: bring it back
         train_store, valid = Store(Path(store_dir) / "train"), Store(Path(store_dir) / "valid")
         commit, version = git_commit(), data_version(Path(store_dir) / "train")
+        rescaled = _rescaled_copies(train_store, spec)
         tracker = start_run(
             params.tracking_uri() if rank == 0 else None,
             params.tracking.experiment,
@@ -158,7 +175,8 @@ def train(
         summary = {"model": model, "scale": scale, **result, "note": criterion.note, "init": init}
         summary["worker"] = f"{socket.gethostname()}:{os.getpid()}"
         if rank == 0:
-            state = st.best_state or {k: v.cpu() for k, v in st.ema.module.state_dict().items()}
+            last_state = {k: v.cpu() for k, v in st.ema.module.state_dict().items()}
+            state = (st.best_state or last_state) if opts.keep == "best" else last_state
             card = WeightsCard(
                 model=model,
                 scale=scale,
@@ -171,12 +189,15 @@ def train(
                     "train_seconds": result["seconds"],
                     # What it learned from (T91, DIV2K ...): the model's dataset filter, else the whole store.
                     "data": list(spec.datasets) or sorted(set(train_store.images["dataset"])),
+                    "rescale": rescaled,  # the downscaled copies it also learned from (FSRCNN's augmentation)
                     "init": init,  # the weights it started from: file, model, scale, what was loaded and left fresh
                 },
                 metrics={
                     "val_psnr": st.best.get("psnr"),
                     "val_ssim": st.best.get("ssim"),
                     "best_step": st.best.get("step"),
+                    "kept": opts.keep,  # which EMA weights this file holds: the best validation's or the last
+                    "final_val_psnr": result["final"].get("psnr"),
                 },
                 git_commit=commit,
                 mlflow_run_id=tracker.run_id,
@@ -187,11 +208,15 @@ def train(
                 ckpt.unlink()
             _log_artifacts(tracker, out_path, st, valid, spec, device)
             tracker.end()
+            kept = st.best if opts.keep == "best" and st.best_state else result["final"]
             log.info(
-                "%s x%d: wrote %s (best validation PSNR %.3f dB at step %s)",
+                "%s x%d: wrote %s (the %s EMA weights: validation PSNR %.3f dB at step %s; best %.3f at step %s)",
                 model,
                 scale,
                 out_path,
+                opts.keep,
+                kept.get("psnr", float("nan")),
+                kept.get("step"),
                 st.best.get("psnr", float("nan")),
                 st.best.get("step"),
             )

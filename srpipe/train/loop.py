@@ -310,6 +310,7 @@ def fit(
         spec.card.input_space == "bicubic",
         seed=spec.seed,
         datasets=spec.datasets,
+        rescale=spec.recipe.rescale,
     )
     workers = _workers(opts, device)
     loader = DataLoader(
@@ -336,7 +337,7 @@ def fit(
         disable=not (progress and rank == 0 and sys.stderr.isatty()),
     )
     t0 = t_last = time.perf_counter()
-    step_last, last = st.step, {}
+    step_last, last, final = st.step, {}, {}
     for inp, hr in loader:
         inp = inp.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         hr = hr.to(device, non_blocking=True)
@@ -384,6 +385,7 @@ def fit(
             scores, _ = validate(st.ema.module, valid, spec, device)
             tracker.metrics({f"val_{k}": v for k, v in scores.items()}, st.step)
             log.info("step %d: validation PSNR %.3f dB, SSIM %.4f (EMA weights)", st.step, *scores.values())
+            final = {**scores, "step": st.step}
             if scores["psnr"] > st.best.get("psnr", -math.inf):
                 st.best = {**scores, "step": st.step}
                 st.best_state = {k: v.detach().cpu().clone() for k, v in st.ema.module.state_dict().items()}
@@ -394,7 +396,7 @@ def fit(
     bar.close()
     if world > 1:
         _check_replicas(st.model)
-    return {"steps": st.step, "seconds": time.perf_counter() - t0, "best": st.best, "last": last}
+    return {"steps": st.step, "seconds": time.perf_counter() - t0, "best": st.best, "final": final, "last": last}
 
 
 def _check_replicas(model: nn.Module) -> None:

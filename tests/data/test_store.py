@@ -231,3 +231,25 @@ def test_a_store_without_digests_opens_with_a_warning(store: Store, tmp_path: pa
     with caplog.at_level(logging.WARNING, logger="srpipe.data.store"):
         assert len(Store(root)) == len(store)
     assert "opened unverified" in caplog.text and str(root) in caplog.text
+
+
+def test_downscaled_copies_are_drawn_only_by_a_recipe_naming_their_factor(tmp_path: pathlib.Path) -> None:
+    root = tmp_path
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        folder = root / "raw" / "toy" / "train"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    params = PrepareParams(train=("toy/train",), valid=("toy/train",), lr_patch=12, stride=6, rescale=(0.8, 0.6))
+    prepare(root / "raw", root / "prepared", params, (2,), progress=False)
+    store = Store(root / "prepared" / "train")
+    factors = dict(zip(range(len(store)), store.rescale_factors(), strict=True))
+
+    def drawn(**kw: object) -> set[float]:
+        ds = PatchDataset(store, 2, 16, **kw)
+        return {float(factors[int(i)]) for i in ds.index[:, 0]}
+
+    assert drawn() == {1.0}  # SRCNN, ESPCN: the images themselves only
+    assert drawn(rescale=(0.8,)) == {1.0, 0.8}
+    assert drawn(rescale=(0.9, 0.8, 0.7, 0.6)) == {1.0, 0.8, 0.6}  # FSRCNN's four, of which the store holds two
+    assert drawn(rescale=(0.6,), datasets=("toy",)) == {1.0, 0.6}

@@ -188,3 +188,35 @@ def test_corrupt_png_names_the_file_and_keeps_the_previous_store(raw: Path, tmp_
         prepare(raw, out, PARAMS, SCALES, progress=False)
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared", "raw"], "temporary folders left behind"
+
+
+def test_rescale_adds_downscaled_copies_made_with_matlab_bicubic(raw: Path, tmp_path: Path) -> None:
+    """FSRCNN Sec. 4.1: each training image also downscaled by 0.9 … 0.6 before sub-images are cut. Each copy is
+    MATLAB imresize of the decoded image (output ceil(h·f) × ceil(w·f)), then modcropped; validation gets none."""
+    import torch
+
+    from srpipe.degrade import imresize
+
+    params = PrepareParams(train=("toy/train",), valid=("toy/valid",), lr_patch=8, stride=4, rescale=(0.9, 0.6))
+    summary = prepare(raw, tmp_path / "prepared", params, SCALES, progress=False)
+    store = Store(tmp_path / "prepared/train")
+    images = store.images
+    assert list(zip(images["name"], images["rescale"], strict=True)) == [
+        ("a_rgb", 1.0), ("a_rgb", 0.9), ("a_rgb", 0.6),
+        ("b_gray", 1.0), ("b_gray", 0.9),  # 45×52 × 0.6 = 27×32: LR x4 6 px < 8, skipped
+        ("c_rgba", 1.0), ("c_rgba", 0.9),
+    ]  # fmt: skip
+    a = np.asarray(Image.open(raw / "toy/train/a_rgb.png").convert("RGB"))
+    for i, factor in ((1, 0.9), (2, 0.6)):
+        small = imresize(torch.from_numpy(a.copy()).permute(2, 0, 1), factor).permute(1, 2, 0).numpy()
+        assert small.shape[:2] == (int(np.ceil(70 * factor)), int(np.ceil(90 * factor)))
+        np.testing.assert_array_equal(store.hr(i), modcrop(small, STEP))
+        np.testing.assert_array_equal(store.lr(i, 4), bicubic_lr(modcrop(small, STEP), 4)[1])
+    assert summary["train"]["skipped"] == 5  # d_tiny at 1.0, 0.9, 0.6 and b_gray, c_rgba at 0.6, counted per copy
+    assert list(Store(tmp_path / "prepared/valid").images["rescale"]) == [1.0]
+
+
+@pytest.mark.parametrize("factor", [0.0, 1.0, 1.5, -0.5])
+def test_rescale_factors_outside_zero_one_are_refused(factor: float) -> None:
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        PrepareParams(rescale=(0.9, factor))

@@ -202,3 +202,13 @@ def test_fsrcnn_biases_and_deconvolution_follow_its_prototxt() -> None:
     slow = _slow(rates)
     assert slow == _conv_biases(net) | {"deconv.weight", "deconv.bias"}
     assert all(isinstance(dict(net.named_modules())[n.rsplit(".", 1)[0]], (nn.Conv2d, nn.PReLU)) for n in rates[1.0])
+
+
+def test_only_fsrcnn_learns_from_downscaled_copies() -> None:
+    """FSRCNN Sec. 4.1, "Data augmentation": each image downscaled by 0.9, 0.8, 0.7 and 0.6 (with rotations by 90,
+    180 and 270°: 19× the data). SRCNN (TPAMI Sec. 4.1: 24,800 sub-images of the 91 images) and ESPCN (Sec. 3.2:
+    17r-px sub-images of the 91 images) state no such augmentation, nor does any other card."""
+    from srpipe.models import get_card, list_models
+
+    assert get_card("fsrcnn").recipe.rescale == (0.9, 0.8, 0.7, 0.6)
+    assert [m for m in list_models() if get_card(m).recipe.rescale] == ["fsrcnn"]

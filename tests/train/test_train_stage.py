@@ -269,3 +269,28 @@ def test_ctrl_c_during_training_says_where_the_checkpoint_is_and_how_to_resume(
     assert status == 130 and ckpt.exists()
     [message] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert f"the checkpoint at {ckpt} is kept" in message and "run the same command again to resume" in message
+
+
+def test_keep_last_writes_the_final_ema_weights_and_best_the_best_validations(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.keep`: a validation that peaks at the first check (as FSRCNN's two-photo set did at 16k of 48k steps)
+    decides the file under "best"; under "last" the file holds the EMA weights at the end of the budget."""
+    import srpipe.train.loop as loop
+
+    scores = iter([30.0, 29.0, 30.0, 29.0])  # step 6 beats step 12, in each of the two runs
+
+    def fake_validate(*args: object, **kwargs: object) -> tuple[dict[str, float], list]:
+        return {"psnr": next(scores), "ssim": 0.5}, []
+
+    monkeypatch.setattr(loop, "validate", fake_validate)
+    states = {}
+    for keep in ("best", "last"):
+        out = tmp_path / keep / "edsr_baseline_x2.pt"
+        train("edsr_baseline", 2, store_dir, out, _load(_params(tmp_path, keep=keep)), progress=False)
+        net, card = load_model(out, model="edsr_baseline", scale=2)
+        assert card.metrics["kept"] == keep and card.metrics["best_step"] == 6
+        assert card.metrics["val_psnr"] == 30.0 and card.metrics["final_val_psnr"] == 29.0
+        states[keep] = net.state_dict()
+    # Same seed, same steps: the two files differ only by which EMA snapshot they hold (step 6 vs step 12).
+    assert any(not torch.equal(states["best"][k], states["last"][k]) for k in states["best"])
