@@ -1,0 +1,354 @@
+"""A fork server for `srpipe` commands: heavy libraries imported once, each command run in a fresh forked child.
+
+Why: `dvc repro` runs every stage as a new `srpipe` process, and on a 2-core machine each paid ~3.5 s before its
+first step — importing torch (1.1 s), MLflow (1.3 s) and torch._dynamo (0.8 s, which `torch.optim` and the FLOP
+counter pull in), numpy/pandas/pyarrow/PIL — about 150 s of an 830-s main job of 42 stages (benches/bench_pipeline.py).
+
+How: the first command that may use it starts a server (`python -m srpipe.forkserver SOCKET`) in its own session.
+The server imports only third-party libraries (never srpipe, so an edit to srpipe is always seen), then waits on a
+Unix socket. A command connects, passes its argv, working directory, environment, umask and its stdin/stdout/stderr
+descriptors (SCM_RIGHTS), and the server forks a child that becomes that command: same descriptors (progress bars
+still see a terminal), same environment, srpipe imported fresh from disk. The command forwards the signals it gets
+(Ctrl-C, SIGTERM) to the child and exits with the child's status; if the command itself dies, the server kills the
+child. The server is single-threaded (forking a threaded process can copy a held lock), serves any number of
+commands at once, and exits after `IDLE_S` seconds without one.
+
+Off unless asked for: `orchestration.forkserver: true` in params.yaml, or SRPIPE_FORKSERVER=1 (=0 switches it off
+whatever params say). Not used under torchrun (each rank must be its own process) or for `srpipe run` (the Prefect
+flow is one process already). Anything that stops the server from being used — no Unix sockets, an unwritable runtime
+folder, a server that does not answer — falls back to running the command in-process, with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV = "SRPIPE_FORKSERVER"  # "1" on, "0" off; unset = params' orchestration.forkserver
+DIR_ENV = "SRPIPE_FORKSERVER_DIR"  # where sockets and server logs live (default: a private folder in the temp dir)
+CHILD_ENV = "SRPIPE_FORKSERVER_CHILD"  # set in a served command: it never delegates again
+IDLE_S = float(os.environ.get("SRPIPE_FORKSERVER_IDLE", "120"))
+START_TIMEOUT_S = 60.0
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.parquet",
+    "PIL.Image",
+    "yaml",
+    "tqdm",
+    "torch",
+    "torch._dynamo",  # what torch.optim's first param group and the FLOP counter import (0.8 s)
+    "torch.utils.flop_counter",
+    "mlflow",
+    "mlflow.tracking",
+    "mlflow.entities",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)
+_HEADER = struct.Struct("!I")
+
+
+def runtime_dir() -> Path:
+    """A folder only this user can enter: sockets there cannot be reached by anyone else."""
+    d = Path(os.environ.get(DIR_ENV) or Path(tempfile.gettempdir()) / f"srpipe-forkserver-{os.getuid()}")
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if (d.stat().st_mode & 0o077) or d.stat().st_uid != os.getuid():
+        raise PermissionError(f"{d} is open to other users or not ours: not used for the fork server's socket")
+    return d
+
+
+def _stamp(path: str | None) -> str:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return ""
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}" if st else ""
+
+
+def server_key() -> str:
+    """What the preloaded server depends on: this interpreter, the libraries it preloads (an upgrade gets a new
+    server) and this file; srpipe's other modules are imported fresh in every child, so they are not part of it."""
+    from importlib.util import find_spec
+
+    parts = [sys.executable, sys.prefix, sys.version, _stamp(__file__)]
+    # What the server's imports read from the environment once: its module path and the OpenMP/MKL thread counts.
+    parts += [os.environ.get(k, "") for k in ("PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS")]
+    for name in ("torch", "mlflow", "numpy", "pandas"):
+        with contextlib.suppress(ImportError, ValueError):
+            spec = find_spec(name)
+            parts.append(_stamp(spec.origin if spec else None))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------- client
+
+
+def _send(sock: socket.socket, payload: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(payload).encode()
+    if fds:
+        socket.send_fds(sock, [_HEADER.pack(len(data)) + data], fds)
+    else:
+        sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, n: int, fds: list[int] | None = None) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        if fds is not None and not buf:
+            chunk, got, _, _ = socket.recv_fds(sock, n, 3)
+            fds.extend(got)
+        else:
+            chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the connection closed")
+        buf += chunk
+    return buf
+
+
+def _recv(sock: socket.socket, fds: list[int] | None = None) -> dict:
+    first = _recv_exact(sock, _HEADER.size, fds)
+    (n,) = _HEADER.unpack(first)
+    return json.loads(_recv_exact(sock, n))
+
+
+def _connect(path: Path) -> socket.socket | None:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(str(path))
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+def _start_server(path: Path) -> socket.socket:
+    """Start a server for `path` and wait until it accepts (it imports torch and MLflow first: a few seconds)."""
+    logfile = open(path.with_suffix(".log"), "ab")  # noqa: SIM115 - handed to the server process
+    with logfile:
+        subprocess.Popen(
+            [sys.executable, "-m", "srpipe.forkserver", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=logfile,
+            start_new_session=True,  # no terminal signals, and it outlives this command
+            close_fds=True,
+            cwd=path.parent,  # not the project: its folder must not shadow the srpipe each child imports
+            env={k: v for k, v in os.environ.items() if k != CHILD_ENV},
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if (s := _connect(path)) is not None:
+            return s
+        time.sleep(0.05)
+    raise TimeoutError(
+        f"the fork server did not answer on {path} within {START_TIMEOUT_S:.0f} s (log: {path.with_suffix('.log')})"
+    )
+
+
+def delegate(argv: list[str]) -> int:
+    """Run `srpipe argv` in a child of the fork server (started if needed); returns its exit status.
+
+    Raises OSError/TimeoutError when the server cannot be used, so the caller can run the command itself.
+    """
+    path = runtime_dir() / f"{server_key()}.sock"
+    sock = _connect(path) or _start_server(path)
+    with sock:
+        import srpipe
+
+        header = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
+        header["path0"] = str(Path(srpipe.__file__).resolve().parent.parent)  # the srpipe this command would run
+        _send(sock, header, [0, 1, 2])
+        child = int(_recv(sock)["pid"])
+
+        def forward(signum: int, _frame: object) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, forward)
+        try:
+            return int(_recv(sock)["status"])
+        except (ConnectionError, ValueError, KeyError):
+            forward(signal.SIGKILL, None)  # the server is gone (killed?): its child must not run on unattended
+            print("srpipe: the fork server stopped before the command finished", file=sys.stderr)
+            return 1
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------------- server
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child if the server dies, so no command outlives a killed server unattended."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _become(header: dict, fds: list[int], listener: socket.socket, conns: list[socket.socket]) -> None:
+    """In the forked child: turn into the command the client asked for, run it, and exit with its status."""
+    status = 1
+    try:
+        _die_with_parent()
+        listener.close()
+        for c in conns:
+            c.close()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for target, fd in zip((0, 1, 2), fds, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own stdio
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        os.chdir(header["cwd"])
+        os.environ.clear()
+        os.environ.update(header["env"])
+        os.environ[CHILD_ENV] = "1"
+        os.umask(int(header["umask"]))
+        sys.argv = ["srpipe", *header["argv"]]
+        import random
+
+        random.seed()  # a fresh process draws fresh entropy; a fork would repeat the server's state
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
+        for name in [m for m in sys.modules if m == "srpipe" or m.startswith("srpipe.")]:
+            del sys.modules[name]  # the command runs the srpipe on disk now, not the one the server started with
+        sys.path.insert(0, header["path0"])  # ... and the same one the command would have imported itself
+        from srpipe.cli import main
+
+        status = main(header["argv"])
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        import atexit
+
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+
+
+def serve(path: Path) -> None:
+    """Preload, bind `path`, fork one child per request; exit after IDLE_S seconds with nothing to do."""
+    import fcntl
+
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except Exception as e:  # an optional library missing or broken: the child imports it (or fails) itself
+            print(f"forkserver: preload {name}: {type(e).__name__}: {e}", file=sys.stderr)
+    lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - held for the server's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another server for this key is up (two commands started one at once): it serves
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a socket file left by a server that died: we hold the lock, so nobody listens on it
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(64)
+    path.with_suffix(".pid").write_text(f"{os.getpid()}\n")  # `kill $(cat …pid)` stops it early
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    children: dict[int, socket.socket] = {}
+    idle_since = time.monotonic()
+    try:
+        while children or time.monotonic() - idle_since < IDLE_S:
+            for key, _ in sel.select(timeout=0.2):
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    fds: list[int] = []
+                    try:
+                        header = _recv(conn, fds)
+                    except (OSError, ValueError):
+                        conn.close()
+                        for fd in fds:
+                            os.close(fd)
+                        continue
+                    pid = os.fork()
+                    if pid == 0:
+                        _become(header, fds, listener, [*children.values(), conn])
+                    for fd in fds:
+                        os.close(fd)
+                    children[pid] = conn
+                    _send(conn, {"pid": pid})
+                    sel.register(conn, selectors.EVENT_READ, pid)
+                else:  # a client closed its end (killed?): its command must not run on unattended
+                    conn, pid = key.fileobj, key.data
+                    with contextlib.suppress(OSError):
+                        if conn.recv(1):
+                            continue
+                    sel.unregister(conn)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            while children:  # reap finished commands and report their status
+                try:
+                    pid, raw = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                conn = children.pop(pid, None)
+                if conn is None:
+                    continue
+                status = os.waitstatus_to_exitcode(raw)
+                with contextlib.suppress(OSError):
+                    _send(conn, {"status": status if status >= 0 else 128 - status})
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(conn)
+                conn.close()
+                idle_since = time.monotonic()
+    finally:
+        for leftover in (path, path.with_suffix(".pid")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+        listener.close()
+
+
+def wanted(command: str, params_flag: bool) -> bool:
+    """Whether this command should go through the fork server."""
+    if os.environ.get(CHILD_ENV) or os.environ.get("LOCAL_RANK") is not None or sys.platform == "win32":
+        return False  # already served, a torchrun rank, or no fork/Unix sockets
+    if command not in ("download", "prepare", "train", "evaluate", "import", "leaderboard", "upscale"):
+        return False
+    setting = os.environ.get(ENV, "")
+    return setting not in ("0", "false", "no") if setting else params_flag
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))
