@@ -1,10 +1,12 @@
 """Pipeline overhead of the main job: the share of `dvc repro`'s wall time that is not a training or evaluation step
 (process start-up and imports, DVC's bookkeeping, tracking, model building, downloads). Target ≤ 10 %.
 
-Usage: python benches/bench_pipeline.py [--log FILE --root DIR]
+Usage: python benches/bench_pipeline.py [--forkserver off,on] [--log FILE --root DIR]
 
 Without --log it copies this checkout (tracked files and params) to a temporary folder and runs `dvc repro` there,
-every output line stamped with the time (a full main job: ~15 min on a 2-core CPU). With --log it reads such a
+every output line stamped with the time (a full main job: ~15 min on a 2-core CPU), once per `--forkserver` mode
+(SRPIPE_FORKSERVER=0/1: each stage its own process, or a child of srpipe.forkserver), one after the other on the same
+machine, so the two overheads compare side by side. With --log it reads such a
 stamped log (`dvc repro 2>&1 | <stamp each line with time.time()>`) and the run's outputs under --root. Each
 stage's wall time runs from its "Running stage" line to the next stage's; its work is what the stage itself
 measured: the training loop's `train_seconds` (weights card) and evaluate's `seconds` (evaluation JSON). Start-up is
@@ -33,7 +35,7 @@ END = re.compile(r"^(\d+\.\d+) ")
 CMD = re.compile(r"^\d+\.\d+ > (srpipe .*)$")
 
 
-def run_main_job(workdir: Path) -> Path:
+def run_main_job(workdir: Path, forkserver: str) -> Path:
     """A fresh copy of the checkout, `dvc repro` in it, each line stamped; returns the log."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
@@ -43,8 +45,10 @@ def run_main_job(workdir: Path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     log = workdir / "dvc-repro.log"
     with log.open("w") as out:
+        env = os.environ | {"SRPIPE_FORKSERVER": "1" if forkserver == "on" else "0"}
+        env |= {"SRPIPE_FORKSERVER_DIR": str(workdir.parent / "forkserver")}  # a server of its own, started cold
         proc = subprocess.Popen(
-            ["dvc", "repro"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ["dvc", "repro"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         for line in proc.stdout:
             out.write(f"{time.time():.2f} {line}")
@@ -99,33 +103,51 @@ def startup(root: Path) -> dict[str, float]:
     return out
 
 
+def summarise(log: Path, root: Path) -> dict:
+    walls = stage_walls(log)
+    groups: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for name, (wall, argv) in walls.items():
+        g = groups[name.partition("@")[0]]
+        g[0] += 1
+        g[1] += wall
+        g[2] += stage_work(argv, root)
+    total = sum(wall for wall, _ in walls.values())
+    work = sum(g[2] for g in groups.values())
+    rows = [[k, n, w, s, w - s, f"{(w - s) / total:.1%}"] for k, (n, w, s) in groups.items()]
+    rows.append(["all", len(walls), total, work, total - work, f"{(total - work) / total:.1%}"])
+    print(table(["stage", "runs", "wall s", "work s", "overhead s", "of total"], rows))
+    record = {"wall_s": total, "work_s": work, "overhead": (total - work) / total, "stages": len(walls)}
+    return record | {"groups": {k: dict(zip(("runs", "wall_s", "work_s"), v, strict=True)) for k, v in groups.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--log", type=Path, help="a stamped `dvc repro` log (default: run the main job now)")
     ap.add_argument("--root", type=Path, default=ROOT, help="the run's checkout (data/models, data/eval)")
+    ap.add_argument("--forkserver", default="off,on", help="modes to run, in order: off, on or both (off,on)")
     args = ap.parse_args()
     env = environment()
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.log is None:
-            args.root = Path(tmp) / "srpipe"
-            args.log = run_main_job(args.root)
-        walls = stage_walls(args.log)
-        groups: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-        for name, (wall, argv) in walls.items():
-            g = groups[name.partition("@")[0]]
-            g[0] += 1
-            g[1] += wall
-            g[2] += stage_work(argv, args.root)
-        total = sum(wall for wall, _ in walls.values())
-        work = sum(g[2] for g in groups.values())
-        rows = [[k, n, w, s, w - s, f"{(w - s) / total:.1%}"] for k, (n, w, s) in groups.items()]
-        rows.append(["all", len(walls), total, work, total - work, f"{(total - work) / total:.1%}"])
-        print(table(["stage", "runs", "wall s", "work s", "overhead s", "of total"], rows))
-        starts = startup(args.root)
-        print(table(["import (fresh process, with srpipe.cli)", "seconds"], [[k, v] for k, v in starts.items()]))
-        record = {"wall_s": total, "work_s": work, "overhead": (total - work) / total, "stages": len(walls)}
-        record |= {"groups": {k: dict(zip(("runs", "wall_s", "work_s"), v)) for k, v in groups.items()}}
-        print(f"results appended to {save('bench_pipeline', [record | {'startup_s': starts}], env)}")
+    records = []
+    for mode in args.forkserver.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            log, root = args.log, args.root
+            if log is None:
+                root = Path(tmp) / "srpipe"
+                log = run_main_job(root, mode)
+            print(f"\nforkserver {mode}: {log}")
+            records.append(summarise(log, root) | {"forkserver": mode})
+        if args.log is not None:
+            break
+    if len(records) == 2:
+        a, b = records
+        print(
+            f"\noverhead {a['forkserver']} {a['wall_s'] - a['work_s']:.0f} s ({a['overhead']:.1%}) vs "
+            f"{b['forkserver']} {b['wall_s'] - b['work_s']:.0f} s ({b['overhead']:.1%}): "
+            f"{(a['wall_s'] - a['work_s']) / max(b['wall_s'] - b['work_s'], 1e-9):.2f}x"
+        )
+    starts = startup(ROOT)
+    print(table(["import (fresh process, with srpipe.cli)", "seconds"], [[k, v] for k, v in starts.items()]))
+    print(f"results appended to {save('bench_pipeline', [r | {'startup_s': starts} for r in records], env)}")
 
 
 if __name__ == "__main__":

@@ -138,11 +138,20 @@ def _connect(path: Path) -> socket.socket | None:
         return None
 
 
+def _srpipe_root() -> str:
+    """The folder holding the srpipe package this command runs (a checkout, or site-packages)."""
+    import srpipe
+
+    return str(Path(srpipe.__file__).resolve().parent.parent)
+
+
 def _start_server(path: Path) -> socket.socket:
     """Start a server for `path` and wait until it accepts (it imports torch and MLflow first: a few seconds)."""
+    env = {k: v for k, v in os.environ.items() if k != CHILD_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_srpipe_root(), env.get("PYTHONPATH")) if p)  # finds srpipe
     logfile = open(path.with_suffix(".log"), "ab")  # noqa: SIM115 - handed to the server process
     with logfile:
-        subprocess.Popen(
+        server = subprocess.Popen(
             [sys.executable, "-m", "srpipe.forkserver", str(path)],
             stdin=subprocess.DEVNULL,
             stdout=logfile,
@@ -150,16 +159,16 @@ def _start_server(path: Path) -> socket.socket:
             start_new_session=True,  # no terminal signals, and it outlives this command
             close_fds=True,
             cwd=path.parent,  # not the project: its folder must not shadow the srpipe each child imports
-            env={k: v for k, v in os.environ.items() if k != CHILD_ENV},
+            env=env,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if (s := _connect(path)) is not None:
             return s
+        if server.poll() is not None:  # it exited: another server took over (give it a moment) or it failed
+            deadline = min(deadline, time.monotonic() + 10)
         time.sleep(0.05)
-    raise TimeoutError(
-        f"the fork server did not answer on {path} within {START_TIMEOUT_S:.0f} s (log: {path.with_suffix('.log')})"
-    )
+    raise TimeoutError(f"the fork server did not answer on {path} (log: {path.with_suffix('.log')})")
 
 
 def delegate(argv: list[str]) -> int:
@@ -170,10 +179,8 @@ def delegate(argv: list[str]) -> int:
     path = runtime_dir() / f"{server_key()}.sock"
     sock = _connect(path) or _start_server(path)
     with sock:
-        import srpipe
-
         header = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
-        header["path0"] = str(Path(srpipe.__file__).resolve().parent.parent)  # the srpipe this command would run
+        header["path0"] = _srpipe_root()  # the srpipe this command would run, imported so by the child
         _send(sock, header, [0, 1, 2])
         child = int(_recv(sock)["pid"])
 
@@ -210,14 +217,15 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _become(header: dict, fds: list[int], listener: socket.socket, conns: list[socket.socket]) -> None:
-    """In the forked child: turn into the command the client asked for, run it, and exit with its status."""
+def _become(header: dict, fds: list[int], inherited: list) -> None:
+    """In the forked child: turn into the command the client asked for, run it, and exit with its status.
+
+    `inherited` are the server's own files (listening socket, its lock, other clients' connections): closed here."""
     status = 1
     try:
         _die_with_parent()
-        listener.close()
-        for c in conns:
-            c.close()
+        for f in inherited:
+            f.close()
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -273,10 +281,19 @@ def serve(path: Path) -> None:
         except Exception as e:  # an optional library missing or broken: the child imports it (or fails) itself
             print(f"forkserver: preload {name}: {type(e).__name__}: {e}", file=sys.stderr)
     lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - held for the server's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return  # another server for this key is up (two commands started one at once): it serves
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            # Another server for this key holds it: serving (then we are not needed), or on its way out after its
+            # idle time (then we take over when it lets go).
+            if (probe := _connect(path)) is not None or time.monotonic() > deadline:
+                if probe is not None:
+                    probe.close()
+                return
+            time.sleep(0.1)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # a socket file left by a server that died: we hold the lock, so nobody listens on it
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -302,7 +319,7 @@ def serve(path: Path) -> None:
                         continue
                     pid = os.fork()
                     if pid == 0:
-                        _become(header, fds, listener, [*children.values(), conn])
+                        _become(header, fds, [sel, listener, lock, *children.values(), conn])
                     for fd in fds:
                         os.close(fd)
                     children[pid] = conn
