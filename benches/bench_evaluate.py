@@ -19,6 +19,7 @@ from _report import SHARED, environment, save, table
 from PIL import Image
 
 from srpipe.config import EvaluateParams
+from srpipe.context import QUIET
 from srpipe.models import create_model
 from srpipe.stages.download import download
 from srpipe.stages.evaluate import evaluate
@@ -53,7 +54,7 @@ def main() -> None:
         for ensemble in (False, True):
             params = EvaluateParams(self_ensemble=ensemble, latency_repeats=1)
             t = time.perf_counter()
-            r = evaluate(args.model, args.scale, {"Set14": folder}, params, weights=weights, progress=False)
+            r = evaluate(args.model, args.scale, {"Set14": folder}, params, weights=weights, ctx=QUIET)
             rate = n / (time.perf_counter() - t)
             rows.append(["x8 self-ensemble" if ensemble else "plain", rate, r["latency_ms"]])
             records.append({"model": args.model, "scale": args.scale, "self_ensemble": ensemble, "images_s": rate})

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from _report import ROOT, best_time, environment, save, table
 
+from srpipe.context import Context
 from srpipe.models import create_model, get_card
 from srpipe.runtime import amp_dtype, for_inference, pick_device
 
@@ -110,7 +111,9 @@ def equal_output(folder: Path, device: torch.device) -> list[dict]:
         got = {}
         for precision in ("fp32", "auto"):
             ev = EvaluateParams(latency_repeats=3, protocol=spec.protocol, precision=precision)
-            got[precision] = evaluate(spec.model, spec.scale, sets, ev, weights, device=str(device), progress=False)
+            got[precision] = evaluate(
+                spec.model, spec.scale, sets, ev, weights, ctx=Context(device=str(device), progress=False)
+            )
         lat = got["fp32"]["latency_ms"] / got["auto"]["latency_ms"]
         for d in sets:
             a, b = got["fp32"]["datasets"][d], got["auto"]["datasets"][d]

@@ -26,6 +26,7 @@ from prefect.futures import wait  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from srpipe.config import Params, PrepareParams, load_params  # noqa: E402
+from srpipe.context import Context  # noqa: E402
 from srpipe.plan import EvalJob, Layout, TrainJob, plan, run_key  # noqa: E402
 from srpipe.provenance import data_version, file_digest, git_commit  # noqa: E402
 from srpipe.stages import download, evaluate, leaderboard, prepare, train  # noqa: E402
@@ -39,6 +40,11 @@ def cached(*exclude: str) -> dict[str, Any]:
     for name in exclude:
         policy = policy - name
     return {"cache_policy": policy + TASK_SOURCE, "persist_result": True}
+
+
+def _ctx(p: Params, parent: str, device: str = "auto") -> Context:
+    """Tasks track into the pipeline's run, draw no progress bars (their logs go to Prefect)."""
+    return Context.of(p, parent_run_id=parent, device=device, progress=False)
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], task_run_name="download {name}")
@@ -64,7 +70,7 @@ def prepare_task(raw: Path, out: Path, params: PrepareParams, scales: tuple[int,
 def train_task(
     model: str, scale: int, store: Path, out: Path, p: Params, init: Path | None, key: str, parent: str
 ) -> dict:
-    return train.train(model, scale, store, out, p, init_weights=init, progress=False, parent_run_id=parent)
+    return train.train(model, scale, store, out, p.train, _ctx(p, parent, p.train.device), init_weights=init)
 
 
 @task(task_run_name="evaluate {model} x{scale}", **cached("p", "parent"))
@@ -81,10 +87,7 @@ def evaluate_task(
         weights=weights,
         out_json=at.eval_json(model, scale),
         save_images=at.eval_images(model, scale),
-        tracking_uri=p.tracking_uri(),
-        experiment=p.tracking.experiment,
-        progress=False,
-        parent_run_id=parent,
+        ctx=_ctx(p, parent),
     )
 
 
@@ -99,10 +102,7 @@ def evaluate_released_task(name: str, root: Path, raw_digest: str, p: Params, pa
         at.released,
         p.data.mirrors,
         out_json=at.released_json(name),
-        tracking_uri=p.tracking_uri(),
-        experiment=p.tracking.experiment,
-        progress=False,
-        parent_run_id=parent,
+        ctx=_ctx(p, parent),
     )
 
 
@@ -114,9 +114,7 @@ def leaderboard_task(root: Path, p: Params, parent: str) -> dict:
         at.leaderboard,
         p.leaderboard,
         raw_dir=at.raw,
-        tracking_uri=p.tracking_uri(),
-        experiment=p.tracking.experiment,
-        parent_run_id=parent,
+        ctx=_ctx(p, parent),
         register_best=p.tracking.register_best,
         include=p.pipeline.evaluated(),
         released=p.pipeline.released,

@@ -6,6 +6,7 @@ No stage logic lives here; heavy imports happen inside the handlers, so `srpipe 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from srpipe.config import PRECISIONS
+from srpipe.context import Context
 from srpipe.plan import Layout, checkpoint_for, run_key
 
 LAYOUT = Layout()  # the defaults: paths relative to the project root, as dvc.yaml spells them
@@ -53,6 +55,13 @@ def _parent_run(params: Any) -> str | None:
     return pipeline_run(
         params.tracking_uri(), params.tracking.experiment, run_key(params), {"git_commit": git_commit()}
     )
+
+
+def _context(args: argparse.Namespace, params: Any, device: str = "auto", track: bool = True) -> Context:
+    """The stages' context for this command: tracking from params (nested under the pipeline's run), the device,
+    progress bars unless --no-progress."""
+    ctx = Context.of(params, device=device, progress=not args.no_progress, track=track)
+    return dataclasses.replace(ctx, parent_run_id=_parent_run(params)) if ctx.tracking_uri else ctx
 
 
 def _csv(value: str) -> list[str]:
@@ -96,12 +105,11 @@ def cmd_train(args: argparse.Namespace) -> Any:
         args.scale,
         Path(args.store),
         out,
-        params,
-        parent_run_id=_parent_run(params),
+        params.train,
+        _context(args, params, device=params.train.device),
         init_weights=args.init and Path(args.init),
         checkpoint=args.checkpoint and Path(args.checkpoint),
         resume=resume,
-        progress=not args.no_progress,
         config=args.config,
         iterations=args.iterations,
         lr=args.lr,
@@ -112,8 +120,6 @@ def cmd_train(args: argparse.Namespace) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> Any:
-    import dataclasses
-
     from srpipe.stages.evaluate import evaluate, evaluate_released, resolve_datasets
 
     params = _params(args)
@@ -139,11 +145,7 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
     kw = {
         "out_json": args.json and Path(args.json),
         "save_images": args.save_images and Path(args.save_images),
-        "device": args.device,
-        "tracking_uri": params.tracking_uri() if args.track else None,
-        "experiment": params.tracking.experiment,
-        "parent_run_id": _parent_run(params) if args.track else None,
-        "progress": not args.no_progress,
+        "ctx": _context(args, params, device=args.device, track=args.track),
     }
     if args.released:
         result = evaluate_released(args.released, datasets, ev, Path(args.released_cache), _mirrors(args), **kw)
@@ -171,9 +173,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
         Path(args.out),
         params.leaderboard,
         raw_dir=Path(args.raw),
-        tracking_uri=params.tracking_uri() if args.track else None,
-        experiment=params.tracking.experiment,
-        parent_run_id=_parent_run(params) if args.track else None,
+        ctx=_context(args, params, track=args.track),
         register_best=params.tracking.register_best,
         include=None if args.all or not params.pipeline.models else params.pipeline.evaluated(),
         released=params.pipeline.released,
@@ -269,11 +269,10 @@ def cmd_upscale(args: argparse.Namespace) -> Any:
         tile=args.tile,
         overlap=args.tile_overlap,
         self_ensemble=args.self_ensemble,
-        device=args.device,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
         max_memory=args.max_memory,
         precision=args.precision,
+        ctx=Context(device=args.device, progress=not args.no_progress),
     )
 
 

@@ -12,6 +12,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
+from srpipe.context import QUIET, Context
 from srpipe.leaderboard.published import lookup
 from srpipe.models import create_model, get_config
 from srpipe.released import FORMATS, ConversionError, convert_file, detect_format, load_released
@@ -373,7 +374,7 @@ def test_real_released_weights_beat_bicubic_on_one_image(tmp_path, name, protoco
     (tmp_path / "hr" / "head.png").write_bytes((hr / "head.png").read_bytes())
     spec = load_released()[0][name]
     weights = import_released(name, tmp_path, tmp_path / "cache", [str(folder)], progress=False)
-    kw = {"device": "cpu", "tracking_uri": None, "progress": False}
+    kw = {"ctx": Context(device="cpu", progress=False)}
     ev = EvaluateParams(latency_repeats=1)
     theirs = dataclasses.replace(ev, protocol=protocol)
     net = evaluate(spec.model, spec.scale, {"head": tmp_path / "hr"}, theirs, weights, **kw)
@@ -399,9 +400,7 @@ def test_bf16_inference_scores_as_fp32_with_the_authors_weights(tmp_path, name):
     scores = {}
     for precision in ("fp32", "auto"):
         ev = EvaluateParams(latency_repeats=1, protocol=spec.protocol, precision=precision)
-        scores[precision] = evaluate(
-            spec.model, spec.scale, {"Set5": hr}, ev, weights, tracking_uri=None, progress=False
-        )
+        scores[precision] = evaluate(spec.model, spec.scale, {"Set5": hr}, ev, weights, ctx=QUIET)
     assert scores["auto"]["precision"] == "bf16" and scores["fp32"]["precision"] == "fp32"
     assert abs(scores["auto"]["psnr"] - scores["fp32"]["psnr"]) <= 0.01
     assert abs(scores["auto"]["ssim"] - scores["fp32"]["ssim"]) <= 0.001
@@ -439,7 +438,7 @@ def test_released_weights_reproduce_the_papers_tables(tmp_path, name):
         pytest.skip(f"no benchmark folders {sorted(spec.published)} under {bench}")
     weights = import_released(name, tmp_path, tmp_path / "cache", [str(folder)], progress=False)
     ev = EvaluateParams(latency_repeats=1, protocol=spec.protocol)
-    got = evaluate(spec.model, spec.scale, sets, ev, weights, tracking_uri=None, progress=False)
+    got = evaluate(spec.model, spec.scale, sets, ev, weights, ctx=QUIET)
     for dataset, pub in spec.published.items():
         if dataset in got["datasets"]:
             d = got["datasets"][dataset]

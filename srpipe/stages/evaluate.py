@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from srpipe import cost
 from srpipe.config import EvaluateParams
+from srpipe.context import DEFAULT, Context
 from srpipe.data.images import IMAGE_SUFFIXES, list_images, load_image, save_png
 from srpipe.degrade import bicubic_lr
 from srpipe.fsio import write_json
@@ -53,13 +54,9 @@ def evaluate(
     weights: Path | None = None,
     out_json: Path | None = None,
     save_images: Path | None = None,
-    device: str = "auto",
-    tracking_uri: str | None = None,
-    experiment: str = "srpipe",
-    progress: bool = True,
-    parent_run_id: str | None = None,
+    ctx: Context = DEFAULT,
 ) -> dict[str, Any]:
-    """Score `model` (weights from `weights`; none for bicubic) on each HR folder in `datasets`.
+    """Score `model` (weights from `weights`; none for bicubic) on each HR folder in `datasets`, on `ctx.device`.
 
     Per image: PSNR and SSIM on Y with crop = scale, and RGB PSNR; per dataset: their means. Also the cost: params,
     FLOPs for a `params.flops_input`² LR input, median latency per image and peak memory on the device.
@@ -74,7 +71,7 @@ def evaluate(
         raise ValueError(f"evaluate: no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(empty)}")
     if model in params.self_ensemble_models and not params.self_ensemble:  # as this model's published figures were
         params = dataclasses.replace(params, self_ensemble=True)
-    dev = pick_device(device)
+    dev = pick_device(ctx.device)
     card: WeightsCard | None = None
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
@@ -116,7 +113,7 @@ def evaluate(
     cost.reset_peak_memory(dev)
     for name, files in listed.items():
         rows = []
-        for path in tqdm(files, desc=f"evaluate {model} x{scale} {name}", disable=not progress):
+        for path in tqdm(files, desc=f"evaluate {model} x{scale} {name}", disable=not ctx.progress):
             img = load_image(path)
             try:
                 sr, scores = sr_and_score(protocol, img.pixels, img.gray, scale, run, color, dev)
@@ -154,7 +151,7 @@ def evaluate(
     data = {f"dvc.{name}_md5": dvc_md5(folder) or dvc_md5(Path(folder).parent) for name, folder in datasets.items()}
     data["dvc.weights_md5"] = dvc_md5(weights) if weights else ""
     result["seconds"] = time.perf_counter() - t0  # the evaluation's own work: the pipeline-overhead bench subtracts it
-    result["mlflow_run_id"] = _track(result, tracking_uri, experiment, parent_run_id, data)
+    result["mlflow_run_id"] = _track(result, ctx, data)
     if out_json is not None:
         write_json(out_json, result)
     return result
@@ -179,7 +176,7 @@ def _train_info(card: WeightsCard | None) -> dict[str, Any]:
     }
 
 
-def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str | None, data: dict[str, str]) -> str:
+def _track(result: dict[str, Any], ctx: Context, data: dict[str, str]) -> str:
     tags = {
         "srpipe.stage": "evaluate",
         "srpipe.model": result["model"],
@@ -187,7 +184,8 @@ def _track(result: dict[str, Any], uri: str | None, experiment: str, parent: str
         "git_commit": result["git_commit"],
         **data,
     }
-    tracker = start_run(uri, experiment, f"evaluate {result['model']} x{result['scale']}", tags=tags, parent=parent)
+    name = f"evaluate {result['model']} x{result['scale']}"
+    tracker = start_run(ctx.tracking_uri, ctx.experiment, name, tags=tags, parent=ctx.parent_run_id)
     logged = ("model", "scale", "config", "self_ensemble", "weights", "device", "precision")
     tracker.params({k: result[k] for k in logged})
     metrics = {k: result[k] for k in ("params", "flops", "latency_ms", "peak_memory_mb") if result.get(k) is not None}
@@ -207,14 +205,14 @@ def evaluate_released(
     weights_dir: Path,
     mirrors: Sequence[str] = (),
     out_json: Path | None = None,
-    **kw: Any,
+    save_images: Path | None = None,
+    ctx: Context = DEFAULT,
 ) -> dict[str, Any]:
     """Import the catalog's released weights `name` and score them under the protocol of the authors' own test code.
 
     The row then measures srpipe's architecture and evaluator against the paper's table. When no cache, mirror or URL
     provides the file, nothing fails: the JSON records `skipped` with the reason (the leaderboard lists it), so an
-    offline machine without the team's copies still runs the whole pipeline. `kw` goes to `evaluate` (device,
-    tracking, progress, save_images).
+    offline machine without the team's copies still runs the whole pipeline.
     """
     from srpipe.released import get_released
     from srpipe.stages.import_weights import WeightsUnavailableError, import_released
@@ -222,13 +220,13 @@ def evaluate_released(
     spec = get_released(name)
     head = {"released": name, "model": spec.model, "scale": spec.scale}
     try:
-        weights = import_released(name, weights_dir, mirrors=mirrors, progress=kw.get("progress", True))
+        weights = import_released(name, weights_dir, mirrors=mirrors, progress=ctx.progress)
     except WeightsUnavailableError as e:
         log.warning("evaluate: released %s skipped: %s", name, e)
         result = head | {"skipped": str(e)}
     else:
         theirs = dataclasses.replace(params, protocol=spec.protocol)
-        result = head | evaluate(spec.model, spec.scale, datasets, theirs, weights=weights, **kw)
+        result = head | evaluate(spec.model, spec.scale, datasets, theirs, weights, save_images=save_images, ctx=ctx)
     if out_json is not None:
         write_json(out_json, result)
     return result

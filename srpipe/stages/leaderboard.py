@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from srpipe.config import LeaderboardParams
+from srpipe.context import DEFAULT, Context
 from srpipe.fsio import atomic_path, write_json, write_text
 from srpipe.leaderboard.report import markdown, metrics
 from srpipe.leaderboard.table import (
@@ -88,14 +89,12 @@ def _track(
     files: list[Path],
     best: Mapping[int, Mapping[str, Any]],
     primary: str,
-    uri: str,
-    experiment: str,
-    parent: str | None,
+    ctx: Context,
     register: bool,
 ) -> tuple[str, dict[int, str]]:
     """The MLflow run "leaderboard" (best PSNR per scale, the files as artifacts); (run id, champion versions)."""
     tags = {"srpipe.stage": "leaderboard", "git_commit": git_commit()}
-    tracker = start_run(uri, experiment, "leaderboard", tags=tags, parent=parent)
+    tracker = start_run(ctx.tracking_uri, ctx.experiment, "leaderboard", tags=tags, parent=ctx.parent_run_id)
     try:
         tracker.metrics({f"x{s}_{primary}_best_psnr": r["psnr"] for s, r in best.items()}, step=0)
         for f in files:
@@ -105,8 +104,8 @@ def _track(
         tracker.end("FAILED")  # a run left RUNNING would look alive in the UI forever
         raise
     tracker.end()
-    if parent and tracker.enabled:  # the leaderboard is the pipeline's last stage: its grouping run is complete
-        tracker.client.set_terminated(parent, "FINISHED")
+    if ctx.parent_run_id and tracker.enabled:  # the pipeline's last stage: its grouping run is complete
+        tracker.client.set_terminated(ctx.parent_run_id, "FINISHED")
     return tracker.run_id, versions
 
 
@@ -115,9 +114,7 @@ def leaderboard(
     out_dir: Path,
     params: LeaderboardParams,
     raw_dir: Path | None = None,
-    tracking_uri: str | None = None,
-    experiment: str = "srpipe",
-    parent_run_id: str | None = None,
+    ctx: Context = DEFAULT,
     register_best: bool = True,
     include: Collection[tuple[str, int]] | None = None,
     released: Collection[str] = (),
@@ -125,8 +122,8 @@ def leaderboard(
     """Gather the evaluation JSONs of `eval_dir` into the leaderboard files in `out_dir`.
 
     `raw_dir` holds the HR benchmark images for the visual figures, whose SR crops come from `eval_dir/images`
-    (`srpipe evaluate --save-images`); no model is run here. With `tracking_uri` the files are logged to an MLflow
-    run (nested under `parent_run_id`) and, if `register_best`, the champion of each scale is registered: best PSNR
+    (`srpipe evaluate --save-images`); no model is run here. Where `ctx` tracks, the files are logged to an MLflow
+    run (nested under its parent run) and, if `register_best`, the champion of each scale is registered: best PSNR
     on the primary dataset (the first in the evaluations) among models with a training run. `include` limits the
     table to those (model, scale) pairs and `released` catalog entries (the pipeline's), so stale evaluations in
     `eval_dir` never show up; released entries that could not be fetched are listed with their reason.
@@ -160,10 +157,8 @@ def leaderboard(
         "skipped_released": skipped,
         "champions": {f"x{s}": {"model": r["model"], "psnr": r["psnr"], "dataset": primary} for s, r in best.items()},
     }
-    if tracking_uri:
-        summary["mlflow_run_id"], versions = _track(
-            files, best, primary, tracking_uri, experiment, parent_run_id, register_best
-        )
+    if ctx.tracking_uri:
+        summary["mlflow_run_id"], versions = _track(files, best, primary, ctx, register_best)
         for s, version in versions.items():
             summary["champions"][f"x{s}"]["version"] = version
     log.info(

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from srpipe.config import Params
+from srpipe.config import TrainParams
+from srpipe.context import DEFAULT, Context
 from srpipe.data.images import save_png
 from srpipe.data.store import Store
 from srpipe.fsio import sweep
@@ -80,23 +81,23 @@ def train(
     scale: int,
     store_dir: Path,
     out_path: Path,
-    params: Params,
+    params: TrainParams,
+    ctx: Context = DEFAULT,
     init_weights: Path | None = None,
     checkpoint: Path | None = None,
     resume: bool | None = None,
-    progress: bool = True,
-    parent_run_id: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train `model` at `scale` on `store_dir/train`, validating on `store_dir/valid`; write `out_path`.
 
-    `resume`: None resumes a matching checkpoint when one exists, True requires one, False starts afresh.
-    `overrides` (config, iterations, lr, batch_size, patch_size, color) win over params.yaml.
+    Runs on `ctx.device` (the front doors pass `train.device`), tracked where `ctx` says. `resume`: None resumes a
+    matching checkpoint when one exists, True requires one, False starts afresh. `overrides` (config, iterations, lr,
+    batch_size, patch_size, color) win over params.yaml.
     """
     telemetry_off()
-    spec: RunSpec = resolve(model, scale, params.train, **overrides)
-    opts = params.train
-    device = pick_device(opts.device)
+    spec: RunSpec = resolve(model, scale, params, **overrides)
+    opts = params
+    device = pick_device(ctx.device)
     owns_group = _init_distributed(device)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     try:
@@ -133,8 +134,8 @@ def train(
         commit, version = git_commit(), data_version(Path(store_dir) / "train")
         rescaled = _rescaled_copies(train_store, spec)
         tracker = start_run(
-            params.tracking_uri() if rank == 0 else None,
-            params.tracking.experiment,
+            ctx.tracking_uri if rank == 0 else None,
+            ctx.experiment,
             f"train {model} x{scale}",
             tags={
                 "srpipe.stage": "train",
@@ -145,7 +146,7 @@ def train(
                 "dvc.data_md5": dvc_md5(store_dir),
                 "srpipe.note": criterion.note,
             },
-            parent=parent_run_id,
+            parent=ctx.parent_run_id,
         )
         tracker.params({**spec.as_dict(), "data_version": version, "params": count_params(net), "device": str(device)})
         try:
@@ -159,7 +160,7 @@ def train(
                 ckpt if rank == 0 else None,
                 tracker,
                 amp,
-                progress,
+                ctx.progress,
             )
         except KeyboardInterrupt:
             tracker.end("KILLED")

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from srpipe.context import DEFAULT, Context
 from srpipe.data.images import IMAGE_SUFFIXES, ImageError, list_images, load_image, save_png
 from srpipe.inference import (
     bytes_per_pixel,
@@ -83,11 +84,10 @@ def upscale(
     tile: int = 0,
     overlap: int = 16,
     self_ensemble: bool = False,
-    device: str = "auto",
     overwrite: bool = False,
-    progress: bool = True,
     max_memory: str | int | None = None,
     precision: str = "auto",
+    ctx: Context = DEFAULT,
 ) -> dict[str, Any]:
     """Write `<out_dir>/<name>_x<scale>.png` for every input image; existing outputs are kept unless `overwrite`.
 
@@ -95,7 +95,7 @@ def upscale(
     the machine's available memory; a given `tile` is used as it is. `precision` (srpipe.runtime.amp_dtype): `auto`
     runs bf16 where the device computes it natively.
     """
-    dev = pick_device(device)
+    dev = pick_device(ctx.device)
     if weights is not None:
         net, card = load_model(weights, model=model, scale=scale)
         scale, color = card.scale, card.color
@@ -114,7 +114,7 @@ def upscale(
     files = list({f.resolve(): f for f in collect_inputs(inputs)}.values())  # a file named twice is done once
     targets = [Path(out_dir) / name for name in output_names(files, scale)]
     written, kept, failed, unwritten = [], [], [], []
-    bar = tqdm(list(zip(files, targets)), desc=f"upscale x{scale} ({model})", unit="img", disable=not progress)
+    bar = tqdm(list(zip(files, targets)), desc=f"upscale x{scale} ({model})", unit="img", disable=not ctx.progress)
     for path, target in bar:
         if target.exists() and not overwrite:
             kept.append(str(target))

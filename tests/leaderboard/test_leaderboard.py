@@ -19,6 +19,7 @@ from PIL import Image
 
 import srpipe.leaderboard
 from srpipe.config import EvaluateParams, LeaderboardParams
+from srpipe.context import QUIET, Context
 from srpipe.data.images import list_images, load_image, save_png
 from srpipe.degrade import modcrop
 from srpipe.leaderboard import plots
@@ -84,7 +85,7 @@ def eval_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             params,
             out_json=json_path,
             save_images=out / "images",
-            progress=False,
+            ctx=QUIET,
         )
     for name, base, weight, extra in [
         ("edsr_x4", "bicubic_x4", 0.7, {"params": 43_000_000, "flops": 9 * 10**11, "latency_ms": 900.0}),
@@ -307,7 +308,7 @@ def test_registers_the_champion(eval_dir: Path, tmp_path: Path) -> None:
         ev["train"]["mlflow_run_id"] = run_ids[model]
         (evals / f"{model}_x4.json").write_text(json.dumps(ev))
     for _ in range(2):  # the second run must reuse the version, not add one
-        summary = leaderboard(evals, tmp_path / "lb", LeaderboardParams(), tracking_uri=uri, experiment="lb-test")
+        summary = leaderboard(evals, tmp_path / "lb", LeaderboardParams(), ctx=Context(uri, "lb-test"))
     assert summary["champions"] == {
         "x4": {"model": "edsr", "psnr": json.loads((evals / "edsr_x4.json").read_text())["psnr"], "dataset": "Set5"}
         | {"version": "1"}

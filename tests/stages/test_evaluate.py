@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from srpipe.config import EvaluateParams
+from srpipe.context import QUIET
 from srpipe.models import create_model
 from srpipe.stages.download import download
 from srpipe.stages.evaluate import evaluate, resolve_datasets
@@ -37,7 +38,7 @@ def raw(shared_benchmarks: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def test_bicubic_reproduces_the_published_baselines(raw: Path, scale: int) -> None:
     datasets, skipped = resolve_datasets(raw, ["Set5", "Set14"])
     assert skipped == [] and set(datasets) == {"Set5", "Set14"}
-    result = evaluate("bicubic", scale, datasets, EvaluateParams(latency_repeats=1), progress=False)
+    result = evaluate("bicubic", scale, datasets, EvaluateParams(latency_repeats=1), ctx=QUIET)
     for name, d in result["datasets"].items():
         psnr, ssim = PUBLISHED[(name, scale)]
         assert d["psnr"] == pytest.approx(psnr, abs=0.015), f"{name} x{scale}"
@@ -57,7 +58,7 @@ def test_model_json_has_scores_cost_and_provenance(raw: Path, tmp_path: Path) ->
     out = tmp_path / "eval" / "edsr_x2.json"
     images = tmp_path / "sr"
     params = EvaluateParams(latency_repeats=2, flops_input=32)
-    result = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, out, images, progress=False)
+    result = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, out, images, ctx=QUIET)
     saved = json.loads(out.read_text())
     assert saved["psnr"] == pytest.approx(result["psnr"]) and len(saved["images"]) == 5
     assert saved["psnr"] == pytest.approx(sum(i["psnr"] for i in saved["images"]) / 5)
@@ -67,9 +68,9 @@ def test_model_json_has_scores_cost_and_provenance(raw: Path, tmp_path: Path) ->
     assert saved["device"].startswith("cpu") and len(saved["weights_sha256"]) == 64
     assert sorted(p.name for p in (images / "Set5").iterdir())[0] == "baby_x2_edsr.png"
     with pytest.raises(ValueError, match="not 'rcan'"):
-        evaluate("rcan", 2, {"Set5": raw / "Set5" / "test"}, params, weights, progress=False)
+        evaluate("rcan", 2, {"Set5": raw / "Set5" / "test"}, params, weights, ctx=QUIET)
     with pytest.raises(ValueError, match="needs --weights"):
-        evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, progress=False)
+        evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, ctx=QUIET)
 
 
 def test_absent_datasets_are_skipped_by_name(raw: Path) -> None:
@@ -82,7 +83,7 @@ def test_an_empty_folder_is_an_error_not_a_nan(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     out = tmp_path / "eval.json"
     with pytest.raises(ValueError, match=r"no images .* in .*empty"):
-        evaluate("bicubic", 4, {"empty": tmp_path / "empty"}, EvaluateParams(), out_json=out, progress=False)
+        evaluate("bicubic", 4, {"empty": tmp_path / "empty"}, EvaluateParams(), out_json=out, ctx=QUIET)
     assert not out.exists()
 
 
@@ -93,7 +94,7 @@ def test_an_image_too_small_for_the_scale_is_named(tmp_path: Path) -> None:
     folder.mkdir()
     Image.new("RGB", (3, 3)).save(folder / "tiny.png")
     with pytest.raises(ValueError, match=r"tiny\.png: image of .* too small"):
-        evaluate("bicubic", 4, {"set": folder}, EvaluateParams(latency_repeats=1), progress=False)
+        evaluate("bicubic", 4, {"set": folder}, EvaluateParams(latency_repeats=1), ctx=QUIET)
 
 
 def test_a_tight_memory_cap_tiles_without_moving_the_scores(
@@ -114,11 +115,11 @@ def test_a_tight_memory_cap_tiles_without_moving_the_scores(
         return tiles[-1]
 
     monkeypatch.setattr(stage, "plan_tile", planned)
-    whole = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, progress=False)
+    whole = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, ctx=QUIET)
     assert tiles and set(tiles) == {0}  # Set5 fits this machine whole: scored as before, untiled
     tiles.clear()
     room[0] = 48  # the tile is picked before the work, and the scores hold
-    capped = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, progress=False)
+    capped = evaluate("edsr", 2, {"Set5": raw / "Set5" / "test"}, params, weights, ctx=QUIET)
     assert tiles and set(tiles) == {48}
     for a, b in zip(whole["datasets"]["Set5"]["images"], capped["datasets"]["Set5"]["images"], strict=True):
         assert abs(a["psnr"] - b["psnr"]) <= 0.01 and abs(a["ssim"] - b["ssim"]) <= 1e-4, a["name"]

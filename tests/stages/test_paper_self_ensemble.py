@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from srpipe.config import EvaluateParams, load_params
+from srpipe.context import QUIET
 from srpipe.leaderboard.report import notes
 from srpipe.models import create_model, get_card
 from srpipe.stages.evaluate import evaluate
@@ -33,11 +34,11 @@ def _setup(tmp_path: Path, model: str) -> tuple[Path, dict[str, Path]]:
 def test_models_listed_are_evaluated_with_the_self_ensemble_and_say_so(tmp_path: Path) -> None:
     weights, data = _setup(tmp_path, "red30")
     params = EvaluateParams(self_ensemble_models=("red30",), latency_repeats=1)
-    result = evaluate("red30", 2, data, params, weights, tmp_path / "red30_x2.json", progress=False)
+    result = evaluate("red30", 2, data, params, weights, tmp_path / "red30_x2.json", ctx=QUIET)
     saved = json.loads((tmp_path / "red30_x2.json").read_text())
     assert result["self_ensemble"] is saved["self_ensemble"] is True
     assert saved["published_self_ensemble"] is True
-    plain = evaluate("red30", 2, data, EvaluateParams(latency_repeats=1), weights, progress=False)
+    plain = evaluate("red30", 2, data, EvaluateParams(latency_repeats=1), weights, ctx=QUIET)
     assert plain["self_ensemble"] is False
     assert plain["psnr"] != result["psnr"]  # the 8 passes really ran
 

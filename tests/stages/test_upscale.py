@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from srpipe.cli import main
+from srpipe.context import Context
 from srpipe.data.images import ImageError, save_png
 from srpipe.inference import super_resolve, to_uint8
 from srpipe.memory import parse_size
@@ -24,6 +25,8 @@ from srpipe.models import create_model
 from srpipe.stages.upscale import upscale
 from srpipe.weights import WeightsCard, load_model, save_weights
 from tests.conftest import synthetic_image
+
+CPU = Context(device="cpu", progress=False)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,7 +67,7 @@ def _pixels(path: Path) -> np.ndarray:
 def test_folder_and_file_give_x2_pngs_of_the_model(inputs: tuple[Path, Path], weights: Path, tmp_path: Path) -> None:
     folder, single = inputs
     out = tmp_path / "out"
-    result = upscale([folder, single], out, "edsr", weights=weights, device="cpu", progress=False, precision="fp32")
+    result = upscale([folder, single], out, "edsr", weights=weights, ctx=CPU, precision="fp32")
     assert result["scale"] == 2 and result["kept"] == []
     assert sorted(p.name for p in out.iterdir()) == ["gray_x2.png", "rgb_x2.png", "single_x2.png"]
     assert sorted(result["written"]) == sorted(str(p) for p in out.iterdir())
@@ -79,7 +82,7 @@ def test_folder_and_file_give_x2_pngs_of_the_model(inputs: tuple[Path, Path], we
 
 def test_gray_input_gives_gray_output(inputs: tuple[Path, Path], weights: Path, tmp_path: Path) -> None:
     folder, _ = inputs
-    upscale([folder / "gray.png"], tmp_path / "out", "edsr", weights=weights, device="cpu", progress=False)
+    upscale([folder / "gray.png"], tmp_path / "out", "edsr", weights=weights, ctx=CPU)
     with Image.open(tmp_path / "out" / "gray_x2.png") as out:
         assert out.mode == "L" and out.size == (44, 36)
 
@@ -93,12 +96,12 @@ def test_existing_outputs_are_kept_unless_overwrite(
     before = existing.read_bytes()
     os.utime(existing, (1_000_000_000, 1_000_000_000))
     with caplog.at_level(logging.WARNING, logger="srpipe"):
-        result = upscale([folder], out, "edsr", weights=weights, device="cpu", progress=False)
+        result = upscale([folder], out, "edsr", weights=weights, ctx=CPU)
     assert result["kept"] == [str(existing)] and str(existing) not in result["written"]
     assert existing.read_bytes() == before and existing.stat().st_mtime == 1_000_000_000
     assert "--overwrite" in caplog.text
     assert (out / "gray_x2.png").exists()
-    result = upscale([folder], out, "edsr", weights=weights, device="cpu", overwrite=True, progress=False)
+    result = upscale([folder], out, "edsr", weights=weights, overwrite=True, ctx=CPU)
     with Image.open(existing) as img:
         assert str(existing) in result["written"] and img.size == (56, 40)
 
@@ -108,9 +111,9 @@ def test_weights_of_another_model_or_scale_are_refused(
 ) -> None:
     folder, _ = inputs
     with pytest.raises(ValueError, match=r"'edsr'.*'rcan'"):
-        upscale([folder], tmp_path / "out", "rcan", weights=weights, device="cpu", progress=False)
+        upscale([folder], tmp_path / "out", "rcan", weights=weights, ctx=CPU)
     with pytest.raises(ValueError, match=r"edsr.*x2.*x4"):
-        upscale([folder], tmp_path / "out", "edsr", weights=weights, scale=4, device="cpu", progress=False)
+        upscale([folder], tmp_path / "out", "edsr", weights=weights, scale=4, ctx=CPU)
     assert not (tmp_path / "out").exists()
 
 
@@ -122,9 +125,9 @@ def test_files_that_are_not_srpipe_weights_are_refused(inputs: tuple[Path, Path]
     text.write_text("hello")
     for path, message in ((plain, "not an srpipe weights file"), (text, "not a readable weights file")):
         with pytest.raises(ValueError, match=message):
-            upscale([folder], tmp_path / "out", "edsr", weights=path, device="cpu", progress=False)
+            upscale([folder], tmp_path / "out", "edsr", weights=path, ctx=CPU)
     with pytest.raises(FileNotFoundError, match="no such weights file"):
-        upscale([folder], tmp_path / "out", "edsr", weights=tmp_path / "absent.pt", device="cpu", progress=False)
+        upscale([folder], tmp_path / "out", "edsr", weights=tmp_path / "absent.pt", ctx=CPU)
 
 
 def test_unreadable_input_is_named_and_the_others_are_written(weights: Path, tmp_path: Path) -> None:
@@ -133,7 +136,7 @@ def test_unreadable_input_is_named_and_the_others_are_written(weights: Path, tmp
     (folder / "b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     _png(folder / "c.png", 12, 12, seed=2)
     with pytest.raises(ImageError, match=r"b_broken\.png"):
-        upscale([folder], tmp_path / "out", "edsr", weights=weights, device="cpu", progress=False)
+        upscale([folder], tmp_path / "out", "edsr", weights=weights, ctx=CPU)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png", "c_x2.png"]
 
 
@@ -141,7 +144,7 @@ def test_tiled_output_equals_untiled(weights: Path, tmp_path: Path) -> None:
     src = _png(tmp_path / "big.png", 50, 70, seed=4)
 
     def run(folder: str, **tiling: int) -> np.ndarray:
-        upscale([src], tmp_path / folder, "edsr", weights=weights, device="cpu", progress=False, **tiling)
+        upscale([src], tmp_path / folder, "edsr", weights=weights, ctx=CPU, **tiling)
         return _pixels(tmp_path / folder / "big_x2.png").astype(int)
 
     whole = run("whole")
@@ -202,7 +205,7 @@ def test_inputs_sharing_a_stem_get_distinct_outputs(tmp_path: Path, overwrite: b
     Image.fromarray(np.full((10, 12, 3), 200, np.uint8)).save(jpg)
     single = _png(tmp_path / "c" / "y.png", 10, 12, seed=3)
     out = tmp_path / "out"
-    args = dict(scale=2, device="cpu", progress=False, overwrite=overwrite)
+    args = dict(scale=2, ctx=CPU, overwrite=overwrite)
     result = upscale([jpg, *sources, single, sources[0]], out, "bicubic", **args)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["a_x_jpg_x2.png", "a_x_png_x2.png", "b_x_png_x2.png", "y_x2.png"]  # unique stems keep their name
@@ -227,7 +230,7 @@ def test_an_output_that_cannot_be_written_fails_the_run(tmp_path: Path, monkeypa
     monkeypatch.setattr(stage, "save_png", disk_full)
     files = [_png(tmp_path / "in" / f"{n}.png", 8, 8, seed=i) for i, n in enumerate("abc")]
     with pytest.raises(ImageError, match=r"1 output\(s\) not written: .*b_x2\.png"):
-        upscale(files, tmp_path / "out", "bicubic", scale=2, device="cpu", progress=False)
+        upscale(files, tmp_path / "out", "bicubic", scale=2, ctx=CPU)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png", "c_x2.png"]
 
 

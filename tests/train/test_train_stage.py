@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from srpipe.config import Params, from_dict
+from srpipe.context import QUIET, Context
 from srpipe.stages.train import train
 from srpipe.weights import load_model, read_card
 
@@ -61,7 +62,7 @@ def test_weights_card_and_mlflow_run(store_dir: Path, tmp_path: Path) -> None:
     p = _load(_params(tmp_path))
     p = from_dict(Params, {**yaml.safe_load((tmp_path / "params.yaml").read_text()), "tracking": {"uri": uri}})
     out = tmp_path / "models" / "edsr_baseline_x2.pt"
-    summary = train("edsr_baseline", 2, store_dir, out, p, progress=False)
+    summary = train("edsr_baseline", 2, store_dir, out, p.train, Context.of(p, progress=False))
     _, card = load_model(out, model="edsr_baseline", scale=2)
     assert (card.config, card.color, card.train["steps"]) == ("tiny", "rgb", 12)
     assert card.metrics["val_psnr"] == pytest.approx(summary["best"]["psnr"]) and card.git_commit is not None
@@ -86,9 +87,9 @@ def test_srgan_without_vgg_weights_trains_srgan_mse_and_says_so(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-hub"))  # no cached VGG19
     p = _load(_params(tmp_path, iterations=4, val_every=4))
     init = tmp_path / "srresnet_x4.pt"
-    train("srresnet", 4, store_dir, init, p, progress=False)
+    train("srresnet", 4, store_dir, init, p.train, QUIET)
     out = tmp_path / "srgan_x4.pt"
-    summary = train("srgan", 4, store_dir, out, p, init_weights=init, progress=False)
+    summary = train("srgan", 4, store_dir, out, p.train, QUIET, init_weights=init)
     assert summary["note"].startswith("SRGAN-MSE")
     assert read_card(out)[0].note.startswith("SRGAN-MSE")
 
@@ -184,9 +185,9 @@ def test_checkpoint_never_overwrites_or_deletes_a_file_that_is_not_this_runs(
     if kind == "foreign file":
         precious.write_bytes(b"PRECIOUS" * 100)
     elif kind == "weights file":
-        train("edsr_baseline", 2, store_dir, precious, p, progress=False)
+        train("edsr_baseline", 2, store_dir, precious, p.train, QUIET)
     else:  # a checkpoint kept by an interrupted training of another model
-        train("edsr_baseline", 4, store_dir, tmp_path / "x4.pt", p, checkpoint=precious, progress=False)
+        train("edsr_baseline", 4, store_dir, tmp_path / "x4.pt", p.train, QUIET, checkpoint=precious)
         assert not precious.exists()  # a completed run removes its own checkpoint
         from srpipe.train.loop import save_checkpoint
         from srpipe.train.spec import resolve as resolve_spec
@@ -197,7 +198,9 @@ def test_checkpoint_never_overwrites_or_deletes_a_file_that_is_not_this_runs(
     before = precious.read_bytes()
     for resume in (None, False):  # not even --restart overwrites a file that is not this run's checkpoint
         with pytest.raises(CheckpointError, match=re.escape(str(precious))):
-            train("edsr_baseline", 2, store_dir, tmp_path / "new.pt", p, checkpoint=precious, resume=resume)
+            train(
+                "edsr_baseline", 2, store_dir, tmp_path / "new.pt", p.train, QUIET, checkpoint=precious, resume=resume
+            )
     assert precious.read_bytes() == before and not (tmp_path / "new.pt").exists()
 
 
@@ -214,7 +217,7 @@ def _state_for(spec):
 def test_checkpoint_and_out_naming_one_file_is_refused(store_dir: Path, tmp_path: Path) -> None:
     same = tmp_path / "X.pt"
     with pytest.raises(ValueError, match=r"--checkpoint and --out are the same file"):
-        train("edsr_baseline", 2, store_dir, same, _quick(tmp_path), checkpoint=tmp_path / "." / "X.pt")
+        train("edsr_baseline", 2, store_dir, same, _quick(tmp_path).train, QUIET, checkpoint=tmp_path / "." / "X.pt")
     assert not same.exists()
 
 
@@ -228,7 +231,7 @@ def test_a_damaged_store_stops_training_before_any_step(store_dir: Path, tmp_pat
     (store / "train" / "hr.u8").write_bytes(bytes(hr))
     out = tmp_path / "models" / "edsr_baseline_x2.pt"
     with pytest.raises(CorruptDataError, match=r"hr\.u8: the patch store is corrupt.*`srpipe prepare`"):
-        train("edsr_baseline", 2, store, out, _quick(tmp_path), progress=False)
+        train("edsr_baseline", 2, store, out, _quick(tmp_path).train, QUIET)
     assert not out.exists()
 
 
@@ -246,7 +249,7 @@ def test_a_crafted_checkpoint_at_the_default_path_never_runs(store_dir: Path, tm
     default.parent.mkdir()
     torch.save({"format": "srpipe-checkpoint/1", "fingerprint": "x", "payload": Payload()}, default)
     with pytest.raises(CheckpointError, match=r"edsr_baseline_x2\.ckpt: not a readable checkpoint") as err:
-        train("edsr_baseline", 2, store_dir, out, _quick(tmp_path), progress=False)
+        train("edsr_baseline", 2, store_dir, out, _quick(tmp_path).train, QUIET)
     assert not marker.exists() and "weights_only" not in str(err.value) and default.exists()
 
 
@@ -287,7 +290,7 @@ def test_keep_last_writes_the_final_ema_weights_and_best_the_best_validations(
     states = {}
     for keep in ("best", "last"):
         out = tmp_path / keep / "edsr_baseline_x2.pt"
-        train("edsr_baseline", 2, store_dir, out, _load(_params(tmp_path, keep=keep)), progress=False)
+        train("edsr_baseline", 2, store_dir, out, _load(_params(tmp_path, keep=keep)).train, QUIET)
         net, card = load_model(out, model="edsr_baseline", scale=2)
         assert card.metrics["kept"] == keep and card.metrics["best_step"] == 6
         assert card.metrics["val_psnr"] == 30.0 and card.metrics["final_val_psnr"] == 29.0
