@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import types
 import typing
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 PRECISIONS = ("auto", "fp32", "bf16")  # train/evaluate `precision`; srpipe.runtime.amp_dtype maps them to dtypes
+
+log = logging.getLogger(__name__)
 
 
 def _at_least(owner: object, minimum: float, *names: str) -> None:
@@ -105,6 +108,10 @@ class PipelineParams:
 
             for name in self.released:
                 get_released(name)  # KeyError naming the catalog's entries
+        for f in self.finetune:
+            paper = get_card(f.model).init_from
+            if paper and f.init != paper:  # allowed (an experiment), but never silently
+                log.warning("pipeline.finetune: %s starts from %s; its paper starts it from %s", f.model, f.init, paper)
         for model, scale in dict.fromkeys(needed):
             card = get_card(model)  # KeyError naming the known models
             if scale not in card.scales:

@@ -83,6 +83,9 @@ class ModelCard:
     # say whether a row was evaluated the same way (evaluate.self_ensemble_models lists the models to run so).
     published_self_ensemble: bool = False
     learned: bool = True  # False for a network with nothing to learn (bicubic): it runs without a weights file
+    # The paper trains it starting from another network's trained weights (SRGAN ← SRResNet): the plan's finetune
+    # jobs name that network (pipeline.finetune, checked against this), and training without it warns.
+    init_from: str | None = None
 
     @property
     def paper(self) -> str:

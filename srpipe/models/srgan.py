@@ -47,7 +47,6 @@ register_model(
             patch_size=96,  # 16 random 96×96 HR sub-images per mini-batch (Sec. 3.2)
             iterations=200_000,
             loss_options={
-                "init_from": "srresnet",  # "we employed the trained MSE-based SRResNet network as initialization"
                 "content": "vgg54",
                 "adversarial_weight": 1e-3,
                 "vgg_rescale": 1 / 12.75,
@@ -56,6 +55,7 @@ register_model(
             },
         ),
         notes="Generator = SRResNet (models/srresnet.py); Discriminator and VGG19Features live in this module.",
+        init_from="srresnet",  # Sec. 3.2: "we employed the trained MSE-based SRResNet network as initialization"
     ),
     paper=SRResNetConfig(),
     tiny=SRResNetConfig(features=16, blocks=2),

@@ -107,7 +107,7 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
         arch=dict(mp.arch),
         seed=train.seed,
         ema_decay=train.ema_decay,
-        init_from=mp.init_from or recipe.loss_options.get("init_from"),
+        init_from=mp.init_from or card.init_from,
         datasets=tuple(mp.datasets if mp.datasets is not None else train.datasets),
     )
 

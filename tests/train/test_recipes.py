@@ -212,3 +212,27 @@ def test_only_fsrcnn_learns_from_downscaled_copies() -> None:
 
     assert get_card("fsrcnn").recipe.rescale == (0.9, 0.8, 0.7, 0.6)
     assert [m for m in list_models() if get_card(m).recipe.rescale] == ["fsrcnn"]
+
+
+def test_srgan_starts_from_srresnet_and_the_profiles_say_so() -> None:
+    """SRGAN Sec. 3.2: "we employed the trained MSE-based SRResNet network as initialization". The fact lives on the
+    card; every committed profile's finetune job names the same network, and a profile naming another is warned."""
+    from pathlib import Path
+
+    from srpipe.config import load_params
+    from srpipe.models import get_card, list_models
+
+    assert get_card("srgan").init_from == "srresnet"
+    assert [m for m in list_models() if get_card(m).init_from] == ["srgan"]
+    root = Path(__file__).resolve().parents[2]
+    for profile in ("params.yaml", "params-paper.yaml", "params-repro.yaml"):
+        for job in load_params(root / profile).pipeline.finetune:
+            assert job.init == get_card(job.model).init_from, profile
+
+
+def test_a_finetune_from_another_network_than_the_papers_is_warned_about(caplog) -> None:
+    from srpipe.config import FinetuneJob, PipelineParams
+
+    with caplog.at_level("WARNING", logger="srpipe"):
+        PipelineParams(models=("edsr_baseline",), finetune=(FinetuneJob("srgan", "edsr_baseline"),)).check_models()
+    assert "its paper starts it from srresnet" in caplog.text
