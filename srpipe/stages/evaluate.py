@@ -172,6 +172,7 @@ def _train_info(card: WeightsCard | None) -> dict[str, Any]:
         "training_data": card.training_data,
         "variant": card.variant,
         "data": card.train.get("data"),
+        "rescale": card.train.get("rescale"),  # the downscaled copies it also learned from (FSRCNN)
         "recipe": card.train.get("recipe"),
     }
 
