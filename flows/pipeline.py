@@ -42,11 +42,6 @@ def cached(*exclude: str) -> dict[str, Any]:
     return {"cache_policy": policy + TASK_SOURCE, "persist_result": True}
 
 
-def _ctx(p: Params, parent: str, device: str = "auto") -> Context:
-    """Tasks track into the pipeline's run, draw no progress bars (their logs go to Prefect)."""
-    return Context.of(p, parent_run_id=parent, device=device, progress=False)
-
-
 @task(retries=3, retry_delay_seconds=[5, 30, 120], task_run_name="download {name}")
 def download_task(name: str, raw: Path, p: Params) -> dict:
     return download.download(
@@ -70,7 +65,15 @@ def prepare_task(raw: Path, out: Path, params: PrepareParams, scales: tuple[int,
 def train_task(
     model: str, scale: int, store: Path, out: Path, p: Params, init: Path | None, key: str, parent: str
 ) -> dict:
-    return train.train(model, scale, store, out, p.train, _ctx(p, parent, p.train.device), init_weights=init)
+    return train.train(
+        model,
+        scale,
+        store,
+        out,
+        p.train,
+        Context.of(p, parent_run_id=parent, device=p.train.device, progress=False),
+        init_weights=init,
+    )
 
 
 @task(task_run_name="evaluate {model} x{scale}", **cached("p", "parent"))
@@ -87,7 +90,7 @@ def evaluate_task(
         weights=weights,
         out_json=at.eval_json(model, scale),
         save_images=at.eval_images(model, scale),
-        ctx=_ctx(p, parent),
+        ctx=Context.of(p, parent_run_id=parent, progress=False),
     )
 
 
@@ -102,7 +105,7 @@ def evaluate_released_task(name: str, root: Path, raw_digest: str, p: Params, pa
         at.released,
         p.data.mirrors,
         out_json=at.released_json(name),
-        ctx=_ctx(p, parent),
+        ctx=Context.of(p, parent_run_id=parent, progress=False),
     )
 
 
@@ -114,7 +117,7 @@ def leaderboard_task(root: Path, p: Params, parent: str) -> dict:
         at.leaderboard,
         p.leaderboard,
         raw_dir=at.raw,
-        ctx=_ctx(p, parent),
+        ctx=Context.of(p, parent_run_id=parent, progress=False),
         register_best=p.tracking.register_best,
         include=p.pipeline.evaluated(),
         released=p.pipeline.released,

@@ -551,9 +551,14 @@ def _error(e: BaseException) -> tuple[str, int]:
 
 
 def _served(args: argparse.Namespace, argv: list[str] | None) -> int | None:
-    """The exit status of this command run by the fork server (orchestration.forkserver), or None to run it here."""
+    """The exit status of this command run by the fork server (orchestration.forkserver), or None to run it here.
+
+    Only a process's own command line (`srpipe …`, `python -m srpipe …`: argv None) is served; `main([...])` called
+    as a function runs in the caller's process, with the caller's state."""
     from srpipe import forkserver
 
+    if argv is not None:
+        return None
     try:
         use = forkserver.wanted(args.command, _params(args).orchestration.forkserver)
     except Exception:  # a bad params file: let the command itself report it
@@ -561,7 +566,7 @@ def _served(args: argparse.Namespace, argv: list[str] | None) -> int | None:
     if not use:
         return None
     try:
-        return forkserver.delegate(list(sys.argv[1:] if argv is None else argv))
+        return forkserver.delegate(sys.argv[1:])
     except (OSError, TimeoutError) as e:
         logging.getLogger("srpipe").warning("fork server not used (%s): running the command in this process", e)
         return None
