@@ -299,7 +299,7 @@ class OrchestrationParams:
     max_concurrent_trainings: int = 1
     cron: str = "0 2 * * *"
     # Run `srpipe` commands (each DVC stage is one) in children of a fork server that has imported torch and MLflow
-    # once (srpipe.forkserver): ~3.5 s less per stage on 2 cores. SRPIPE_FORKSERVER=0/1 overrides it.
+    # once (srpipe.forkserver): 6.2 → 3.0 s of overhead per training stage on 2 cores. SRPIPE_FORKSERVER=0/1 wins.
     forkserver: bool = False
 
     def __post_init__(self) -> None:
