@@ -40,9 +40,12 @@ def _params_path(args: argparse.Namespace) -> str | None:
 
 
 def _params(args: argparse.Namespace) -> Any:
+    """The command's params, read once (the fork-server check and the handler both ask)."""
     from srpipe.config import load_params
 
-    return load_params(_params_path(args))
+    if "_loaded_params" not in vars(args):
+        args._loaded_params = load_params(_params_path(args))
+    return args._loaded_params
 
 
 def _parent_run(params: Any) -> str | None:
@@ -60,8 +63,8 @@ def _parent_run(params: Any) -> str | None:
 def _context(args: argparse.Namespace, params: Any, device: str = "auto", track: bool = True) -> Context:
     """The stages' context for this command: tracking from params (nested under the pipeline's run), the device,
     progress bars unless --no-progress."""
-    ctx = Context.of(params, device=device, progress=not args.no_progress, track=track)
-    return dataclasses.replace(ctx, parent_run_id=_parent_run(params)) if ctx.tracking_uri else ctx
+    parent = _parent_run(params) if track else None  # None where tracking is off
+    return Context.of(params, parent_run_id=parent, device=device, progress=not args.no_progress, track=track)
 
 
 def _csv(value: str) -> list[str]:

@@ -101,19 +101,22 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
+def resize(img: np.ndarray, factor: float) -> np.ndarray:
+    """imresize(img, factor) of an H×W×C uint8 image, as uint8 (MATLAB's rounding and saturation)."""
+    t = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # a writable copy: torch.from_numpy shares memory
+    return imresize(t, float(factor)).permute(1, 2, 0).contiguous().numpy()
+
+
 def bicubic_lr(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """The BI degradation: (modcropped HR, LR = imresize(HR, 1/s) as uint8) for an H×W×C uint8 image."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale}")
-    hr = np.array(modcrop(hr, scale))  # a writable copy: torch.from_numpy shares memory
+    hr = np.array(modcrop(hr, scale))
     if min(hr.shape[:2]) < scale:
         raise ValueError(f"image of {hr.shape[1]}×{hr.shape[0]} px is too small for x{scale}")
-    t = torch.from_numpy(hr).permute(2, 0, 1)
-    lr = imresize(t, 1.0 / scale).permute(1, 2, 0).contiguous().numpy()
-    return hr, lr
+    return hr, resize(hr, 1.0 / scale)
 
 
 def bicubic_up(lr: np.ndarray, scale: int) -> np.ndarray:
     """The bicubic baseline / pre-upsampled input: imresize(LR, s) of an H×W×C uint8 image, as uint8."""
-    t = torch.from_numpy(np.array(lr)).permute(2, 0, 1)
-    return imresize(t, float(scale)).permute(1, 2, 0).contiguous().numpy()
+    return resize(lr, scale)

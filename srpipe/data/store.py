@@ -128,6 +128,11 @@ class Store:
             return np.ones(len(self.images))
         return self.images["rescale"].to_numpy(np.float64)
 
+    def copies(self, wanted: Sequence[float]) -> list[float]:
+        """The factors among `wanted` whose downscaled copies this store holds (factors compared to 6 decimals)."""
+        held = set(np.round(self.rescale_factors(), 6).tolist())
+        return [f for f in wanted if round(float(f), 6) in held]
+
     def patches(self, scale: int) -> np.ndarray:
         """Index rows for `scale` as an N×4 int array: image_id, y, x, size (LR pixels)."""
         import pandas as pd
@@ -174,8 +179,8 @@ class PatchDataset(Dataset):
                 raise ValueError(f"{store.root} holds no {missing} images (it holds {sorted(set(names))})")
             self.index = self.index[np.isin(names[self.index[:, 0]], list(datasets))]
         # The downscaled copies `prepare.rescale` made are drawn only by a recipe that names their factor (FSRCNN).
-        factors = store.rescale_factors()
-        keep = np.isclose(factors, 1.0) | np.isin(np.round(factors, 6), np.round(list(rescale), 6))
+        drawn = [1.0, *(round(float(f), 6) for f in store.copies(rescale))]
+        keep = np.isin(np.round(store.rescale_factors(), 6), drawn)
         self.index = self.index[keep[self.index[:, 0]]]
         if len(self.index) == 0:
             raise ValueError(

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from srpipe.config import PrepareParams
 from srpipe.data.images import list_images, load_image
 from srpipe.data.store import FORMAT_VERSION, grid, lcm
-from srpipe.degrade import bicubic_lr, imresize, modcrop
+from srpipe.degrade import bicubic_lr, modcrop, resize
 from srpipe.fsio import atomic_dir, write_json
 from srpipe.integrity import file_digest, new_hash, tagged
 
@@ -47,14 +47,6 @@ def _write(f: BinaryIO, h: hashlib._Hash, pixels: np.ndarray) -> None:
     data = pixels.tobytes()
     f.write(data)
     h.update(data)
-
-
-def _downscale(pixels: np.ndarray, factor: float) -> np.ndarray:
-    """An H×W×3 uint8 image shrunk by `factor` with MATLAB's bicubic `imresize` (FSRCNN's augmentation, Sec. 4.1)."""
-    import torch
-
-    t = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)  # a writable copy: torch.from_numpy shares memory
-    return imresize(t, factor).permute(1, 2, 0).contiguous().numpy()
 
 
 def _write_image(
@@ -103,7 +95,7 @@ def _write_store(
         for dataset, path in tqdm(sources, desc=f"prepare {split}", unit="img", disable=not progress):
             img = load_image(path)  # a corrupt file stops the stage with an error naming it
             for factor in factors:
-                hr = img.pixels if factor == 1.0 else _downscale(img.pixels, factor)
+                hr = img.pixels if factor == 1.0 else resize(img.pixels, factor)  # FSRCNN Sec. 4.1
                 if split == "valid":
                     hr = _centre_crop(hr, params.max_valid_side)
                 hr = np.ascontiguousarray(modcrop(hr, step))

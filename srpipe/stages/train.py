@@ -63,9 +63,8 @@ def _init_distributed(device: torch.device) -> bool:
 def _rescaled_copies(store: Store, spec: RunSpec) -> list[float]:
     """The factors of the recipe's downscaled copies the store holds; a missing one is warned about, not fatal (a
     CPU profile may leave the augmentation out), and the weights card records what was really used."""
-    held = {round(float(f), 6) for f in store.rescale_factors()}
-    wanted = list(spec.recipe.rescale)
-    if missing := [f for f in wanted if round(f, 6) not in held]:
+    wanted, held = list(spec.recipe.rescale), store.copies(spec.recipe.rescale)
+    if missing := [f for f in wanted if f not in held]:
         log.warning(
             "%s: the paper also trains on copies downscaled by %s; the store has none for %s (add them with "
             "prepare.rescale)",
@@ -73,7 +72,7 @@ def _rescaled_copies(store: Store, spec: RunSpec) -> list[float]:
             ", ".join(f"{f:g}" for f in wanted),
             ", ".join(f"{f:g}" for f in missing),
         )
-    return [f for f in wanted if round(f, 6) in held]
+    return held
 
 
 def train(
