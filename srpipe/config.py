@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 PRECISIONS = ("auto", "fp32", "bf16")  # train/evaluate `precision`; srpipe.runtime.amp_dtype maps them to dtypes
+PROTOCOLS = ("rgb", "y-matlab", "rgb-float")  # evaluate `protocol`: what each does is srpipe.protocols' docstring
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,6 @@ class EvaluateParams:
     protocol: str = "rgb"
 
     def __post_init__(self) -> None:
-        from srpipe.protocols import PROTOCOLS
-
         _at_least(self, 0, "tile", "tile_overlap")
         _at_least(self, 1, "flops_input", "latency_repeats")
         _one_of(self, "precision", PRECISIONS)

@@ -224,9 +224,10 @@ def _become(header: dict, fds: list[int], inherited: list) -> None:
     status = 1
     try:
         _die_with_parent()
+        signal.set_wakeup_fd(-1)
         for f in inherited:
             f.close()
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for target, fd in zip((0, 1, 2), fds, strict=True):
@@ -302,12 +303,23 @@ def serve(path: Path) -> None:
     path.with_suffix(".pid").write_text(f"{os.getpid()}\n")  # `kill $(cat …pid)` stops it early
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
+    # A finished command wakes the loop at once (SIGCHLD writes to this socket), so its client hears its status
+    # without waiting for the select timeout.
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    sel.register(wake_r, selectors.EVENT_READ)
     children: dict[int, socket.socket] = {}
     idle_since = time.monotonic()
     try:
         while children or time.monotonic() - idle_since < IDLE_S:
-            for key, _ in sel.select(timeout=0.2):
-                if key.fileobj is listener:
+            for key, _ in sel.select(timeout=1.0):
+                if key.fileobj is wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        wake_r.recv(4096)
+                elif key.fileobj is listener:
                     conn, _ = listener.accept()
                     fds: list[int] = []
                     try:
@@ -319,7 +331,7 @@ def serve(path: Path) -> None:
                         continue
                     pid = os.fork()
                     if pid == 0:
-                        _become(header, fds, [sel, listener, lock, *children.values(), conn])
+                        _become(header, fds, [sel, listener, lock, wake_r, wake_w, *children.values(), conn])
                     for fd in fds:
                         os.close(fd)
                     children[pid] = conn

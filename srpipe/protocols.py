@@ -27,10 +27,10 @@ import torch
 from torch import Tensor
 
 from srpipe.color import rgb_to_y
+from srpipe.config import PROTOCOLS
 from srpipe.degrade import imresize, modcrop
 from srpipe.metrics import psnr, score, ssim
 
-PROTOCOLS = ("rgb", "y-matlab", "rgb-float")
 # Memory scoring holds per HR pixel, the float SR result included (SSIM's five float64 maps dominate): 170-187 bytes
 # measured with srpipe.memory.peak_allocated_bytes for 256-1536 px images under each protocol; evaluate reserves it
 # before it picks a tile. tests/test_protocols.py keeps it an upper bound.

@@ -204,3 +204,23 @@ def test_the_server_key_follows_the_interpreter_path_and_thread_settings(monkeyp
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
     assert forkserver.server_key() != base
+
+
+def test_the_client_hands_over_before_importing_anything_heavy() -> None:
+    """The client's whole job is to read params and pass the command on: importing torch there (1.3-2.4 s on a
+    2-core VM, measured when config.py's protocol check imported srpipe.protocols) costs what the server saves."""
+    code = (
+        "import sys\n"
+        "from srpipe import cli, forkserver\n"
+        "heavy = {'torch', 'mlflow', 'numpy', 'pandas', 'pyarrow', 'PIL', 'prefect'}\n"
+        "loaded = lambda: ','.join(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+        "forkserver.delegate = lambda argv: print(loaded()) or 0\n"
+        "sys.argv = ['srpipe', 'train', '--model', 'srcnn', '--scale', '2']\n"
+        "sys.exit(cli.main())\n"
+    )
+    env = {**os.environ, forkserver.ENV: "1"}
+    env.pop(forkserver.CHILD_ENV, None)
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"imported before handing over: {proc.stdout.strip()}"
