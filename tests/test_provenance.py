@@ -37,3 +37,14 @@ def test_git_commit_and_digests(tmp_path: Path) -> None:
     first = data_version(store)
     (store / "meta.json").write_text('{"images": 1}')
     assert data_version(store) != first and len(first) == 12
+
+
+def test_dvc_md5_agrees_with_a_full_parse_of_a_lock_dvc_wrote() -> None:
+    """dvc_md5 reads only the `outs:` lists; on the committed dvc.lock (written by DVC) it must find every output
+    a full YAML parse finds, with the same md5."""
+    from srpipe.provenance import _lock_outs
+
+    lock = Path(__file__).resolve().parents[1] / "dvc.lock"
+    stages = yaml.safe_load(lock.read_text())["stages"]
+    full = {out["path"]: str(out.get("md5", "")) for st in stages.values() for out in st.get("outs", [])}
+    assert len(full) > 40 and _lock_outs(lock, lock.stat().st_mtime_ns) == full
