@@ -46,6 +46,8 @@ def run_main_job(workdir: Path, forkserver: str) -> Path:
     log = workdir / "dvc-repro.log"
     with log.open("w") as out:
         env = os.environ | {"SRPIPE_FORKSERVER": "1" if forkserver == "on" else "0"}
+        # The copy's own srpipe, not the editable install's checkout (which may be edited while this runs)
+        env |= {"PYTHONPATH": os.pathsep.join(p for p in (str(workdir), os.environ.get("PYTHONPATH")) if p)}
         env |= {"SRPIPE_FORKSERVER_DIR": str(workdir.parent / "forkserver")}  # a server of its own, started cold
         proc = subprocess.Popen(
             ["dvc", "repro"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -54,7 +56,9 @@ def run_main_job(workdir: Path, forkserver: str) -> Path:
             out.write(f"{time.time():.2f} {line}")
         out.write(f"{time.time():.2f} END\n")
         if proc.wait():
-            raise SystemExit(f"dvc repro failed: see {log}")
+            kept = Path(tempfile.gettempdir()) / "bench_pipeline-failed.log"
+            shutil.copy(log, kept)  # the copy itself is removed on the way out
+            raise SystemExit(f"dvc repro failed: see {kept}")
     return log
 
 

@@ -80,7 +80,9 @@ def main() -> None:
         store_dir = make_store(Path(tmp), args.scale)
         store, valid = Store(store_dir / "train"), Store(store_dir / "valid")
         opts = TrainParams(config=args.config, iterations=args.steps, val_every=10**9, log_every=10**9, workers=0)
-        spec = resolve("edsr_baseline", args.scale, opts, batch_size=args.batch, patch_size=args.patch, lr=1e-4)
+        spec = resolve(
+            "edsr_baseline", args.scale, opts, recipe={"batch_size": args.batch, "patch_size": args.patch, "lr": 1e-4}
+        )
         ds = PatchDataset(store, args.scale, spec.hr_patch, seed=0)
 
         def loader(workers: int) -> DataLoader:

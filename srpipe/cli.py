@@ -115,9 +115,7 @@ def cmd_train(args: argparse.Namespace) -> Any:
         resume=resume,
         config=args.config,
         iterations=args.iterations,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
+        recipe={k: v for k in ("lr", "batch_size", "patch_size") if (v := getattr(args, k)) is not None} or None,
         color=args.color,
     )
 

@@ -182,20 +182,22 @@ class ModelParams:
     """Per-model overrides of the paper recipe and config; None means "the paper's / the global default"."""
 
     config: str | None = None
-    iterations: int | None = None
-    batch_size: int | None = None
-    patch_size: int | None = None  # HR patch side
-    lr: float | None = None
+    iterations: int | None = None  # this model's training budget (train.iterations for all of them)
     color: str | None = None  # "rgb" | "y" | "paper"
-    init_from: str | None = None  # another model's weights initialise this one (SRGAN ← SRResNet)
     datasets: tuple[str, ...] | None = None  # train-store datasets it learns from (DRN: DIV2K + Flickr2K = DF2K)
     arch: dict[str, Any] = field(default_factory=dict)  # create_model overrides (e.g. features: 32)
-    recipe: dict[str, Any] = field(default_factory=dict)  # Recipe overrides (e.g. milestones: [0.8])
+    # Recipe overrides (e.g. {lr: 0.001, milestones: [0.8]}): the one place a recipe field is set, as in train.recipe
+    recipe: dict[str, Any] = field(default_factory=dict)
+    # Keys of older params files and their one spelling now (from_dict says so rather than "unknown key")
+    MOVED: typing.ClassVar[dict[str, str]] = {
+        "lr": "<here>.recipe.lr",
+        "batch_size": "<here>.recipe.batch_size",
+        "patch_size": "<here>.recipe.patch_size",
+        "init_from": "a pipeline.finetune entry, e.g. {model: srgan, init: srresnet}",
+    }
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "iterations", "batch_size", "patch_size")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        _at_least(self, 1, "iterations")
         _one_of(self, "color", ("rgb", "y", "paper"))
 
 
@@ -361,6 +363,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "params") -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
+    if moved := [k for k in unknown if k in getattr(cls, "MOVED", {})]:
+        hint = cls.MOVED[moved[0]].replace("<here>", where)
+        raise ValueError(f"{where}.{moved[0]}: write it as {hint} (one spelling per setting)")
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
     fields = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}

@@ -75,7 +75,11 @@ def test_a_named_params_file_that_is_missing_or_not_yaml_is_an_error_naming_it(t
         ("train", {"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
         ("train", {"color": "bgr"}, r"color must be one of rgb, y, paper"),
         ("train", {"models": {"edsr": {"iterations": 0}}}, r"params\.train\.models\.edsr: iterations must be ≥ 1"),
-        ("train", {"models": {"edsr": {"lr": 0.0}}}, r"lr must be > 0"),
+        (
+            "train",
+            {"models": {"edsr": {"lr": 0.001}}},
+            r"models\.edsr\.lr: write it as params\.train\.models\.edsr\.recipe\.lr",
+        ),
         ("pipeline", {"scales": [0]}, r"params\.pipeline: scales must be distinct upscaling factors ≥ 2, got \[0\]"),
         ("pipeline", {"scales": [1]}, r"scales must be distinct upscaling factors ≥ 2"),
         ("pipeline", {"scales": []}, r"scales must be"),

@@ -58,6 +58,13 @@ class Recipe:
     # 0.6); `prepare.rescale` builds them into the store, and only a recipe naming a factor draws from its copies.
     rescale: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:  # a params override is replaced into a card's recipe: checked the same way
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        for name in ("batch_size", "patch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
+
     def hr_patch(self, scale: int) -> int:
         """HR patch side at `scale`, a multiple of it (a 33-px SRCNN patch becomes 32 at x4)."""
         side = self.lr_patch * scale if self.lr_patch else self.patch_size

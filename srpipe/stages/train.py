@@ -90,8 +90,8 @@ def train(
     """Train `model` at `scale` on `store_dir/train`, validating on `store_dir/valid`; write `out_path`.
 
     Runs on `ctx.device` (the front doors pass `train.device`), tracked where `ctx` says. `resume`: None resumes a
-    matching checkpoint when one exists, True requires one, False starts afresh. `overrides` (config, iterations, lr,
-    batch_size, patch_size, color) win over params.yaml.
+    matching checkpoint when one exists, True requires one, False starts afresh. `overrides` (ModelParams fields:
+    config, iterations, color, recipe={lr, batch_size, ...}) win over params.yaml.
     """
     telemetry_off()
     spec: RunSpec = resolve(model, scale, params, **overrides)

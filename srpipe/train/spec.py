@@ -73,22 +73,27 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
     except TypeError as e:
         raise TypeError(f"{model}: training override: {e}") from None
     cli = {k: v for k, v in dataclasses.asdict(given).items() if v is not None and k in cli}
-    recipe_overrides = dict(train.recipe) | dict(mp.recipe)
-    for key in ("lr", "batch_size", "patch_size"):
-        value = cli.get(key, getattr(mp, key))
-        if value is not None:
-            recipe_overrides[key] = value
+    layers = (train.recipe, mp.recipe, cli.get("recipe") or {})  # params' global, then the model's, then the CLI's
+    recipe_overrides = {k: v for layer in layers for k, v in dict(layer).items()}
+    if "iterations" in recipe_overrides:
+        raise ValueError(
+            f"train.recipe / train.models.{model}.recipe: `iterations` is the paper's total (its card's fact); "
+            "the training budget is train.iterations or train.models.<model>.iterations"
+        )
     if "patch_size" in recipe_overrides:
         recipe_overrides["lr_patch"] = None  # an explicit HR patch side wins over the paper's LR side
     unknown = set(recipe_overrides) - {f.name for f in dataclasses.fields(Recipe)}
     if unknown:
-        raise ValueError(f"train.recipe / train.models.{model}: unknown recipe key(s) {sorted(unknown)}")
+        raise ValueError(f"train.recipe / train.models.{model}.recipe: unknown recipe key(s) {sorted(unknown)}")
     recipe_overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe_overrides.items()}
     if "loss_options" in recipe_overrides:  # merged paper ← global ← model, so one knob changes alone (e.g. a CPU
         # profile's global {reduction: mean} survives a model's own {d_features: 16})
-        layers = (card.recipe.loss_options, train.recipe.get("loss_options") or {}, mp.recipe.get("loss_options") or {})
-        recipe_overrides["loss_options"] = {k: v for layer in layers for k, v in layer.items()}
-    recipe = dataclasses.replace(card.recipe, **recipe_overrides)
+        options = (card.recipe.loss_options, *(layer.get("loss_options") or {} for layer in layers))
+        recipe_overrides["loss_options"] = {k: v for layer in options for k, v in layer.items()}
+    try:
+        recipe = dataclasses.replace(card.recipe, **recipe_overrides)
+    except ValueError as e:
+        raise ValueError(f"train.recipe / train.models.{model}.recipe: {e}") from None
     color = cli.get("color") or mp.color or train.color
     if color == "paper":
         color = card.color
@@ -107,7 +112,7 @@ def resolve(model: str, scale: int, train: TrainParams, **cli: Any) -> RunSpec:
         arch=dict(mp.arch),
         seed=train.seed,
         ema_decay=train.ema_decay,
-        init_from=mp.init_from or card.init_from,
+        init_from=card.init_from,
         datasets=tuple(mp.datasets if mp.datasets is not None else train.datasets),
     )
 

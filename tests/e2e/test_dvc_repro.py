@@ -59,7 +59,7 @@ def test_second_repro_does_nothing(project: Path) -> None:
 
 def test_one_model_param_change_reruns_only_that_model(project: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["models"]["espcn"] = {"lr": 0.002}
+    params["train"]["models"]["espcn"] = {"recipe": {"lr": 0.002}}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = run(["dvc", "status"], project)
     assert "train@espcn-4" in status and "fsrcnn" not in status

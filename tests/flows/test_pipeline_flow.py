@@ -49,7 +49,7 @@ def test_flow_builds_caches_and_reruns_only_what_changed(prefect_harness: None, 
     assert _mtimes(root) == first
 
     p = yaml.safe_load((root / "params.yaml").read_text())
-    p["train"]["models"]["espcn"] = {"lr": 0.002}
+    p["train"]["models"]["espcn"] = {"recipe": {"lr": 0.002}}
     (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     pipeline(params_path="params.yaml", root=str(root))
     after = _mtimes(root)

@@ -29,8 +29,9 @@ def _setup(name: str, store_dir: Path, **overrides: object):
     # The Caffe-era rates are set for a halved per-image pixel SUM over the paper's own Y patches: on 3× larger RGB
     # patches they would be 10× too large, so those recipes train on their paper's patch and colour here.
     paper_patch = card.recipe.loss_options.get("reduction") == "euclidean"
-    data = {"color": "y"} if paper_patch else {"patch_size": 16 * scale}
-    spec = resolve(name, scale, OPTS, batch_size=4, **data, **overrides)
+    data = {"color": "y"} if paper_patch else {"recipe": {"patch_size": 16 * scale}}
+    recipe = {"batch_size": 4, **data.pop("recipe", {}), **overrides.pop("recipe", {})}  # type: ignore[dict-item]
+    spec = resolve(name, scale, OPTS, recipe=recipe, **data, **overrides)
     channels = 1 if spec.color == "y" else 3
     torch.manual_seed(0)
     net = create_model(name, scale, "tiny", channels=channels)
@@ -68,7 +69,7 @@ def test_each_model_learns_with_its_paper_recipe(name: str, store_dir: Path) -> 
 
 
 def test_non_finite_losses_stop_the_run_with_a_clear_error(store_dir: Path, tmp_path: Path) -> None:
-    spec, st, store, valid, _ = _setup("edsr_baseline", store_dir, lr=1e12)
+    spec, st, store, valid, _ = _setup("edsr_baseline", store_dir, recipe={"lr": 1e12})
     ckpt = tmp_path / "run.ckpt"
     ckpt.write_bytes(b"previous checkpoint")
     opts = dataclasses.replace(OPTS, max_bad_steps=3, iterations=50, ckpt_every=1)
@@ -141,15 +142,38 @@ def test_lapsrn_biases_learn_ten_times_slower() -> None:
 def test_overrides_stack_paper_then_params_then_cli() -> None:
     from srpipe.config import ModelParams
 
-    train = TrainParams(recipe={"lr": 1e-3}, models={"vdsr": ModelParams(batch_size=8, recipe={"gamma": 0.5})})
-    spec = resolve("vdsr", 2, train, iterations=7)
+    train = TrainParams(recipe={"lr": 1e-3, "gamma": 0.1}, models={"vdsr": ModelParams(recipe={"batch_size": 8})})
+    spec = resolve("vdsr", 2, train, iterations=7, recipe={"gamma": 0.5})
     card = get_card("vdsr").recipe
     assert (spec.recipe.lr, spec.recipe.batch_size, spec.recipe.gamma) == (1e-3, 8, 0.5)
     assert spec.recipe.optimizer == card.optimizer and spec.recipe.grad_clip == card.grad_clip
     assert spec.iterations == 7
-    with pytest.raises(ValueError, match="unknown recipe key"):
+    with pytest.raises(ValueError, match=r"train\.models\.vdsr\.recipe: unknown recipe key"):
         resolve("vdsr", 2, TrainParams(recipe={"learning_rate": 1}))
     assert resolve("vdsr", 2, TrainParams(color="paper")).color == "y"
+
+
+@pytest.mark.parametrize(
+    ("where", "recipe", "message"),
+    [
+        ("params", {"lr": 0.0}, r"train\.models\.vdsr\.recipe: lr must be > 0, got 0\.0"),
+        ("cli", {"batch_size": 0}, r"train\.models\.vdsr\.recipe: batch_size must be ≥ 1, got 0"),
+        ("params", {"iterations": 5}, r"`iterations` is the paper's total .* train\.models\.<model>\.iterations"),
+    ],
+)
+def test_one_spelling_per_override_and_every_front_door_checks_it(where: str, recipe: dict, message: str) -> None:
+    """A recipe field is set in `recipe` only (params' train.recipe, a model's recipe, or the CLI's --lr etc.), and a
+    bad value fails the same way from each; the budget is `iterations`, never the card's `recipe.iterations`."""
+    from srpipe.config import ModelParams, from_dict
+
+    if where == "params":
+        train, cli = TrainParams(models={"vdsr": ModelParams(recipe=recipe)}), {}
+    else:
+        train, cli = TrainParams(), {"recipe": recipe}
+    with pytest.raises(ValueError, match=message):
+        resolve("vdsr", 2, train, **cli)
+    with pytest.raises(ValueError, match=r"models\.vdsr\.batch_size: write it as .*models\.vdsr\.recipe\.batch_size"):
+        from_dict(TrainParams, {"models": {"vdsr": {"batch_size": 8}}}, "train")
 
 
 def test_a_checkpoint_is_plain_data_and_restores_every_generator(
