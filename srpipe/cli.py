@@ -134,15 +134,10 @@ def cmd_evaluate(args: argparse.Namespace) -> Any:
         datasets, _ = resolve_datasets(Path(args.raw), args.datasets or list(params.evaluate.datasets))
         if not datasets:
             raise SystemExit("evaluate: none of the datasets is present; run `srpipe download` or pass --hr-dir")
-    ev = dataclasses.replace(params.evaluate, self_ensemble=args.self_ensemble or params.evaluate.self_ensemble)
-    if args.tile is not None:
-        ev = dataclasses.replace(ev, tile=args.tile)
-    if args.max_memory is not None:
-        ev = dataclasses.replace(ev, max_memory=args.max_memory)
-    if args.protocol is not None:
-        ev = dataclasses.replace(ev, protocol=args.protocol)
-    if args.precision is not None:
-        ev = dataclasses.replace(ev, precision=args.precision)
+    given = {k: v for k in ("tile", "max_memory", "protocol", "precision") if (v := getattr(args, k)) is not None}
+    ev = dataclasses.replace(
+        params.evaluate, self_ensemble=args.self_ensemble or params.evaluate.self_ensemble, **given
+    )
     kw = {
         "out_json": args.json and Path(args.json),
         "save_images": args.save_images and Path(args.save_images),
@@ -182,39 +177,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
 
 
 def cmd_models(args: argparse.Namespace) -> Any:
-    from srpipe.models.summary import model_table
+    from srpipe.models.summary import format_table, model_table
 
     rows = model_table()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return None
-    from tabulate import tabulate
-
-    table, seen = [], set()
-    for r in rows:
-        if r["config"] != "paper" or r["name"] in seen:
-            continue
-        seen.add(r["name"])
-        counts = {x["scale"]: x["params"] for x in rows if x["name"] == r["name"] and x["config"] == "paper"}
-        table.append(
-            [
-                r["name"],
-                r["paper"],
-                _human(counts.get(2)),
-                _human(counts.get(4)),
-                ",".join(f"x{s}" for s in r["scales"]),
-                r["input_space"],
-                r["color"],
-            ]
-        )
-    print(tabulate(table, headers=["model", "paper", "params x2", "params x4", "scales", "input", "paper colour"]))
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return None
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "—"
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
 
 
 def _released_source(parser: argparse.ArgumentParser) -> None:

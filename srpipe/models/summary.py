@@ -37,3 +37,33 @@ def model_table() -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """`srpipe models`: one line per network, its paper config's parameter counts at x2 and x4."""
+    from tabulate import tabulate
+
+    paper = [r for r in rows if r["config"] == "paper"]
+    counts = {(r["name"], r["scale"]): r["params"] for r in paper}
+    first: dict[str, dict[str, Any]] = {}
+    for r in paper:
+        first.setdefault(r["name"], r)  # one line per model, in registry order
+    table = [
+        [
+            name,
+            r["paper"],
+            _human(counts.get((name, 2))),
+            _human(counts.get((name, 4))),
+            ",".join(f"x{s}" for s in r["scales"]),
+            r["input_space"],
+            r["color"],
+        ]
+        for name, r in first.items()
+    ]
+    return tabulate(table, headers=["model", "paper", "params x2", "params x4", "scales", "input", "paper colour"])
