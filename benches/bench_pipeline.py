@@ -55,10 +55,12 @@ def run_main_job(workdir: Path, forkserver: str) -> Path:
         for line in proc.stdout:
             out.write(f"{time.time():.2f} {line}")
         out.write(f"{time.time():.2f} END\n")
+        # Kept beside the results (the copy itself is removed on the way out): the per-stage timeline to analyse
+        kept = Path(tempfile.gettempdir()) / f"bench_pipeline-forkserver-{forkserver}.log"
         if proc.wait():
-            kept = Path(tempfile.gettempdir()) / "bench_pipeline-failed.log"
-            shutil.copy(log, kept)  # the copy itself is removed on the way out
+            shutil.copy(log, kept)
             raise SystemExit(f"dvc repro failed: see {kept}")
+        shutil.copy(log, kept)
     return log
 
 
@@ -107,6 +109,19 @@ def startup(root: Path) -> dict[str, float]:
     return out
 
 
+def same_scores(root: Path) -> str:
+    """How many of the run's leaderboard rows have exactly the committed main job's PSNR and SSIM ("n of m")."""
+    import pandas as pd
+
+    new, ref = root / "leaderboard" / "leaderboard.parquet", ROOT / "leaderboard" / "leaderboard.parquet"
+    if not (new.is_file() and ref.is_file()) or new == ref:
+        return "not compared"
+    key = ["model", "scale", "dataset", "self_ensemble", "protocol"]
+    both = pd.read_parquet(new).merge(pd.read_parquet(ref), on=key, how="outer", suffixes=("", "_ref"))
+    equal = (both["psnr"] == both["psnr_ref"]) & (both["ssim"] == both["ssim_ref"])
+    return f"{int(equal.sum())} of {len(both)}"
+
+
 def summarise(log: Path, root: Path) -> dict:
     walls = stage_walls(log)
     groups: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
@@ -120,7 +135,10 @@ def summarise(log: Path, root: Path) -> dict:
     rows = [[k, n, w, s, w - s, f"{(w - s) / total:.1%}"] for k, (n, w, s) in groups.items()]
     rows.append(["all", len(walls), total, work, total - work, f"{(total - work) / total:.1%}"])
     print(table(["stage", "runs", "wall s", "work s", "overhead s", "of total"], rows))
+    same = same_scores(root)
+    print(f"PSNR/SSIM equal to the committed leaderboard's: {same}")
     record = {"wall_s": total, "work_s": work, "overhead": (total - work) / total, "stages": len(walls)}
+    record["same_scores"] = same
     return record | {"groups": {k: dict(zip(("runs", "wall_s", "work_s"), v, strict=True)) for k, v in groups.items()}}
 
 
