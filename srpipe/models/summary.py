@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from srpipe.models.registry import count_params, create_model, get_card, list_models
+from srpipe.runtime import image_channels
 
 
 def model_table() -> list[dict[str, Any]]:
@@ -15,7 +16,7 @@ def model_table() -> list[dict[str, Any]]:
         card = get_card(name)
         for config in ("paper", "tiny"):
             # The paper config is counted in the paper's colour mode (Y-only nets have 1 channel), as papers count.
-            channels = 1 if config == "paper" and card.color == "y" else 3
+            channels = image_channels(card.color if config == "paper" else "rgb")
             for scale in card.scales:
                 with torch.device("meta"):  # EDSR's 43M parameters cost nothing to count here
                     n = count_params(create_model(name, scale, config, channels=channels))
