@@ -518,32 +518,14 @@ def _error(e: BaseException) -> tuple[str, int]:
     return f"unexpected error ({type(e).__name__}: {msg}); rerun with --debug for the traceback", 1
 
 
-def _served(args: argparse.Namespace, argv: list[str] | None) -> int | None:
-    """The exit status of this command run by the fork server (orchestration.forkserver), or None to run it here.
-
-    Only a process's own command line (`srpipe …`, `python -m srpipe …`: argv None) is served; `main([...])` called
-    as a function runs in the caller's process, with the caller's state."""
-    from srpipe import forkserver
-
-    if argv is not None:
-        return None
-    try:
-        use = forkserver.wanted(args.command, _params(args).orchestration.forkserver)
-    except Exception:  # a bad params file: let the command itself report it
-        return None
-    if not use:
-        return None
-    try:
-        return forkserver.delegate(sys.argv[1:])
-    except (OSError, TimeoutError) as e:
-        logging.getLogger("srpipe").warning("fork server not used (%s): running the command in this process", e)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if (status := _served(args, argv)) is not None:
-        return status
+    if argv is None:  # a process's own command line may go to the fork server; `main([...])` always runs here
+        from srpipe.forkserver import run_served
+
+        status = run_served(args.command, lambda: _params(args).orchestration.forkserver, sys.argv[1:])
+        if status is not None:
+            return status
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("alembic", "mlflow.store", "httpx", "urllib3"):

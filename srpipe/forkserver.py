@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -369,14 +370,32 @@ def serve(path: Path) -> None:
         listener.close()
 
 
-def wanted(command: str, params_flag: bool) -> bool:
+def run_served(command: str, params_flag: Callable[[], bool], argv: list[str]) -> int | None:
+    """The exit status of `srpipe argv` run by the fork server when it is wanted for `command`, or None: the caller
+    runs the command itself (not wanted, a params file that does not load — the command reports it — or a server
+    that cannot be used, with a warning). `params_flag` reads params' `orchestration.forkserver`."""
+    try:
+        if not wanted(command, params_flag):
+            return None
+    except Exception:  # a bad params file: let the command itself report it
+        return None
+    try:
+        return delegate(argv)
+    except (OSError, TimeoutError) as e:
+        logging.getLogger("srpipe").warning("fork server not used (%s): running the command in this process", e)
+        return None
+
+
+def wanted(command: str, params_flag: bool | Callable[[], bool]) -> bool:
     """Whether this command should go through the fork server."""
     if os.environ.get(CHILD_ENV) or os.environ.get("LOCAL_RANK") is not None or sys.platform == "win32":
         return False  # already served, a torchrun rank, or no fork/Unix sockets
     if command not in ("download", "prepare", "train", "evaluate", "import", "leaderboard", "upscale"):
         return False
     setting = os.environ.get(ENV, "")
-    return setting not in ("0", "false", "no") if setting else params_flag
+    if setting:
+        return setting not in ("0", "false", "no")
+    return params_flag() if callable(params_flag) else params_flag  # params read only when the environment is silent
 
 
 if __name__ == "__main__":
