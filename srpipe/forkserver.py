@@ -386,8 +386,9 @@ def run_served(command: str, params_flag: Callable[[], bool], argv: list[str]) -
         return None
 
 
-def wanted(command: str, params_flag: bool | Callable[[], bool]) -> bool:
-    """Whether this command should go through the fork server."""
+def wanted(command: str, params_flag: Callable[[], bool]) -> bool:
+    """Whether this command should go through the fork server; `params_flag` (params' orchestration.forkserver) is
+    called only when the environment does not decide."""
     if os.environ.get(CHILD_ENV) or os.environ.get("LOCAL_RANK") is not None or sys.platform == "win32":
         return False  # already served, a torchrun rank, or no fork/Unix sockets
     if command not in ("download", "prepare", "train", "evaluate", "import", "leaderboard", "upscale"):
@@ -395,7 +396,7 @@ def wanted(command: str, params_flag: bool | Callable[[], bool]) -> bool:
     setting = os.environ.get(ENV, "")
     if setting:
         return setting not in ("0", "false", "no")
-    return params_flag() if callable(params_flag) else params_flag  # params read only when the environment is silent
+    return params_flag()
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ def test_which_commands_are_served(
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert forkserver.wanted(command, params_flag) is expected
+    assert forkserver.wanted(command, lambda: params_flag) is expected
 
 
 def test_the_runtime_folder_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -179,8 +179,7 @@ class PatchDataset(Dataset):
                 raise ValueError(f"{store.root} holds no {missing} images (it holds {sorted(set(names))})")
             self.index = self.index[np.isin(names[self.index[:, 0]], list(datasets))]
         # The downscaled copies `prepare.rescale` made are drawn only by a recipe that names their factor (FSRCNN).
-        drawn = [1.0, *(round(float(f), 6) for f in store.copies(rescale))]
-        keep = np.isin(np.round(store.rescale_factors(), 6), drawn)
+        keep = np.isin(np.round(store.rescale_factors(), 6), np.round([1.0, *store.copies(rescale)], 6))
         self.index = self.index[keep[self.index[:, 0]]]
         if len(self.index) == 0:
             raise ValueError(
