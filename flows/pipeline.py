@@ -1,13 +1,15 @@
 """The whole pipeline as one Prefect flow: download → prepare → train (mapped) → evaluate → leaderboard.
 
 Thin wiring only: every task body is one call into `srpipe.stages`, the same functions the CLI and `dvc repro` run.
-Caching keys are the tasks' inputs plus their source, and the inputs carry content digests (data version, run-spec
-fingerprint, weights hash) rather than bare paths, so a re-run skips exactly the work whose inputs did not change.
+Caching keys are the tasks' inputs plus the code their stage runs (the digest of the same manifest DVC's stages depend
+on, srpipe.codedeps), and the inputs carry content digests (data version, run-spec fingerprint, weights hash) rather
+than bare paths, so a re-run skips exactly the work whose inputs or code did not change.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from srpipe.tracking import telemetry_off
 telemetry_off()
 
 from prefect import flow, task, unmapped  # noqa: E402
-from prefect.cache_policies import INPUTS, TASK_SOURCE  # noqa: E402
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from srpipe import codedeps  # noqa: E402
 from srpipe.config import Params, PrepareParams, load_params  # noqa: E402
 from srpipe.context import Context  # noqa: E402
 from srpipe.plan import EvalJob, Layout, TrainJob, plan, run_key  # noqa: E402
@@ -34,12 +37,24 @@ from srpipe.tracking import pipeline_run  # noqa: E402
 from srpipe.train.spec import train_key  # noqa: E402
 
 
-def cached(*exclude: str) -> dict[str, Any]:
-    """Cache on the task's source and inputs, minus arguments that are only wiring (whole params, run ids)."""
+@dataclass
+class CodeOf(CachePolicy):
+    """The code `srpipe <command>` runs: an edit to any file of it (not only to the task's own lines, all that
+    TASK_SOURCE sees) reruns the task, as it reruns the DVC stage."""
+
+    command: str = ""
+
+    def compute_key(self, task_ctx: Any, inputs: Any, flow_parameters: Any, **kwargs: Any) -> str:
+        return codedeps.digest(self.command)
+
+
+def cached(command: str, *exclude: str) -> dict[str, Any]:
+    """Cache on the task's source, the code of its stage's command, and its inputs minus arguments that are only
+    wiring (whole params, run ids)."""
     policy = INPUTS
     for name in exclude:
         policy = policy - name
-    return {"cache_policy": policy + TASK_SOURCE, "persist_result": True}
+    return {"cache_policy": policy + TASK_SOURCE + CodeOf(command), "persist_result": True}
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], task_run_name="download {name}")
@@ -56,12 +71,12 @@ def download_task(name: str, raw: Path, p: Params) -> dict:
     )
 
 
-@task(task_run_name="prepare", **cached())
+@task(task_run_name="prepare", **cached("prepare"))
 def prepare_task(raw: Path, out: Path, params: PrepareParams, scales: tuple[int, ...], raw_digest: str) -> dict:
     return prepare.prepare(raw, out, params, scales, progress=False)
 
 
-@task(task_run_name="train {model} x{scale}", **cached("p", "parent"))
+@task(task_run_name="train {model} x{scale}", **cached("train", "p", "parent"))
 def train_task(
     model: str, scale: int, store: Path, out: Path, p: Params, init: Path | None, key: str, parent: str
 ) -> dict:
@@ -76,7 +91,7 @@ def train_task(
     )
 
 
-@task(task_run_name="evaluate {model} x{scale}", **cached("p", "parent"))
+@task(task_run_name="evaluate {model} x{scale}", **cached("evaluate", "p", "parent"))
 def evaluate_task(
     model: str, scale: int, weights: Path | None, weights_sha: str, root: Path, raw_digest: str, p: Params, parent: str
 ) -> dict:
@@ -94,7 +109,7 @@ def evaluate_task(
     )
 
 
-@task(task_run_name="evaluate released {name}", **cached("p", "parent"))
+@task(task_run_name="evaluate released {name}", **cached("evaluate", "p", "parent"))
 def evaluate_released_task(name: str, root: Path, raw_digest: str, p: Params, parent: str) -> dict:
     at = Layout(root)
     datasets, _ = evaluate.resolve_datasets(at.raw, list(p.evaluate.datasets))

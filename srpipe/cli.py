@@ -176,6 +176,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
     )
 
 
+def cmd_manifest(args: argparse.Namespace) -> Any:
+    from srpipe.codedeps import write_manifests
+
+    return write_manifests(Path(args.out), args.commands or None)
+
+
 def cmd_models(args: argparse.Namespace) -> Any:
     from srpipe.models.summary import format_table, model_table
 
@@ -429,6 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument(
         "--all", action="store_true", help="every JSON in --eval-dir, not only the (model, scale) pairs params lists"
     )
+
+    ma = add(
+        "manifest",
+        cmd_manifest,
+        "list the source files each command runs (DVC's code deps)",
+        "Write OUT/<command>.txt for each command: the sha256 and path of every srpipe file it may execute or\n"
+        "read, from the import graph (srpipe.codedeps). dvc.yaml's `code` stage runs this, and every stage\n"
+        "depends on its command's manifest instead of each source file, so dvc.lock stays small and an edit\n"
+        "reruns only the stages whose command runs the edited file. `sha256sum -c OUT/train.txt` checks one.",
+    )
+    ma.add_argument("commands", nargs="*", metavar="COMMAND", help="commands to list (default: every command)")
+    ma.add_argument("--out", default=str(LAYOUT.code), help="output folder (default: %(default)s)")
 
     m = add(
         "models",

@@ -11,7 +11,9 @@ descriptors (SCM_RIGHTS), and the server forks a child that becomes that command
 still see a terminal), same environment, srpipe imported fresh from disk. The command forwards the signals it gets
 (Ctrl-C, SIGTERM) to the child and exits with the child's status; if the command itself dies, the server kills the
 child. The server is single-threaded (forking a threaded process can copy a held lock), serves any number of
-commands at once, and exits after `IDLE_S` seconds without one.
+commands at once, and exits after `IDLE_S` seconds without one. A command that finds no server answering starts one
+in the background and runs in its own process: its own imports (~3.5 s) cost less than waiting for the server's
+preload (~6 s), which then overlaps the first stages instead of delaying them.
 
 Off unless asked for: `orchestration.forkserver: true` in params.yaml, or SRPIPE_FORKSERVER=1 (=0 switches it off
 whatever params say). Not used under torchrun (each rank must be its own process) or for `srpipe run` (the Prefect
@@ -146,13 +148,13 @@ def _srpipe_root() -> str:
     return str(Path(srpipe.__file__).resolve().parent.parent)
 
 
-def _start_server(path: Path) -> socket.socket:
-    """Start a server for `path` and wait until it accepts (it imports torch and MLflow first: a few seconds)."""
+def _spawn(path: Path) -> subprocess.Popen:
+    """Start a server for `path` in its own session (it outlives this command); it preloads, then listens."""
     env = {k: v for k, v in os.environ.items() if k != CHILD_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_srpipe_root(), env.get("PYTHONPATH")) if p)  # finds srpipe
     logfile = open(path.with_suffix(".log"), "ab")  # noqa: SIM115 - handed to the server process
     with logfile:
-        server = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "srpipe.forkserver", str(path)],
             stdin=subprocess.DEVNULL,
             stdout=logfile,
@@ -162,23 +164,51 @@ def _start_server(path: Path) -> socket.socket:
             cwd=path.parent,  # not the project: its folder must not shadow the srpipe each child imports
             env=env,
         )
+
+
+def _server_exists(path: Path) -> bool:
+    """Whether a server for `path` is alive — preloading, serving or on its way out: it holds the lock file."""
+    import fcntl
+
+    with open(path.with_suffix(".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
+def start(wait: bool = True) -> socket.socket | None:
+    """Make sure a server runs for this interpreter and environment. With `wait`, return a connection to it once it
+    accepts (its preload takes a few seconds); without, start one unless one is already on its way and return a
+    connection only if it answers now."""
+    path = runtime_dir() / f"{server_key()}.sock"
+    if (s := _connect(path)) is not None:
+        return s
+    server = None if _server_exists(path) else _spawn(path)
+    if not wait:
+        return None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if (s := _connect(path)) is not None:
             return s
-        if server.poll() is not None:  # it exited: another server took over (give it a moment) or it failed
+        if server is not None and server.poll() is not None:  # it exited: another one took over, or it failed
             deadline = min(deadline, time.monotonic() + 10)
         time.sleep(0.05)
     raise TimeoutError(f"the fork server did not answer on {path} (log: {path.with_suffix('.log')})")
 
 
-def delegate(argv: list[str]) -> int:
-    """Run `srpipe argv` in a child of the fork server (started if needed); returns its exit status.
+def delegate(argv: list[str], wait: bool = False) -> int | None:
+    """Run `srpipe argv` in a child of the fork server; returns its exit status, or None when no server answers
+    yet: one is then started in the background for the commands that follow, and this one runs in its own process
+    (it would wait longer for the server's preload than for its own imports). With `wait`, it waits for the server.
 
     Raises OSError/TimeoutError when the server cannot be used, so the caller can run the command itself.
     """
-    path = runtime_dir() / f"{server_key()}.sock"
-    sock = _connect(path) or _start_server(path)
+    sock = start(wait)
+    if sock is None:
+        return None
     with sock:
         header = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
         header["path0"] = _srpipe_root()  # the srpipe this command would run, imported so by the child
@@ -277,25 +307,26 @@ def serve(path: Path) -> None:
     """Preload, bind `path`, fork one child per request; exit after IDLE_S seconds with nothing to do."""
     import fcntl
 
-    for name in PRELOAD:
-        try:
-            __import__(name)
-        except Exception as e:  # an optional library missing or broken: the child imports it (or fails) itself
-            print(f"forkserver: preload {name}: {type(e).__name__}: {e}", file=sys.stderr)
+    # The lock first: it says "a server for this key is alive" (srpipe.forkserver.start checks it) while we preload.
     lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - held for the server's life
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
-            # Another server for this key holds it: serving (then we are not needed), or on its way out after its
-            # idle time (then we take over when it lets go).
+            # Another server for this key holds it: preloading or serving (then we are not needed once it answers),
+            # or on its way out after its idle time (then we take over when it lets go).
             if (probe := _connect(path)) is not None or time.monotonic() > deadline:
                 if probe is not None:
                     probe.close()
                 return
             time.sleep(0.1)
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except Exception as e:  # an optional library missing or broken: the child imports it (or fails) itself
+            print(f"forkserver: preload {name}: {type(e).__name__}: {e}", file=sys.stderr)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # a socket file left by a server that died: we hold the lock, so nobody listens on it
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -335,6 +366,7 @@ def serve(path: Path) -> None:
                         _become(header, fds, [sel, listener, lock, wake_r, wake_w, *children.values(), conn])
                     for fd in fds:
                         os.close(fd)
+                    print(f"forkserver: served {pid}: srpipe {' '.join(header['argv'])}", file=sys.stderr, flush=True)
                     children[pid] = conn
                     _send(conn, {"pid": pid})
                     sel.register(conn, selectors.EVENT_READ, pid)
@@ -372,8 +404,9 @@ def serve(path: Path) -> None:
 
 def run_served(command: str, params_flag: Callable[[], bool], argv: list[str]) -> int | None:
     """The exit status of `srpipe argv` run by the fork server when it is wanted for `command`, or None: the caller
-    runs the command itself (not wanted, a params file that does not load — the command reports it — or a server
-    that cannot be used, with a warning). `params_flag` reads params' `orchestration.forkserver`."""
+    runs the command itself (not wanted, a params file that does not load — the command reports it —, no server
+    answering yet — one starts in the background —, or a server that cannot be used, with a warning). `params_flag`
+    reads params' `orchestration.forkserver`."""
     try:
         if not wanted(command, params_flag):
             return None

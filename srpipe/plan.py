@@ -17,9 +17,17 @@ from srpipe.config import Params, PipelineParams
 
 @dataclass(frozen=True)
 class Layout:
-    """Every artefact's path under a project root: data/{raw,prepared,models,eval,released}, leaderboard/."""
+    """Every artefact's path under a project root: data/{code,raw,prepared,models,eval,released}, leaderboard/."""
 
     root: Path = Path()
+
+    @property
+    def code(self) -> Path:
+        """One manifest per command of the source files it runs (srpipe.codedeps): what DVC stages depend on."""
+        return self.root / "data" / "code"
+
+    def code_manifest(self, command: str) -> Path:
+        return self.code / f"{command}.txt"
 
     @property
     def raw(self) -> Path:

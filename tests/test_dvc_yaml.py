@@ -5,14 +5,8 @@ Stages are expanded by DVC itself (foreach/matrix) once per committed profile (p
 `load_params` so sections a profile leaves to their defaults still expand), so the generators only
 params-paper.yaml fills (extra, cross_scale) are checked too. Every cmd is `srpipe <command> ...`.
 
-Code a command runs, from the import graph (AST, no imports executed):
-- roots: cli.py, its module-level imports, and the imports inside the cli.py functions that `main`, `build_parser`
-  and the command's handler reach by name (cli.py hosts every command: the other handlers are not followed);
-- from there every `import` anywhere in an srpipe module (function-level lazy ones too), transitively; importing
-  `a.b.c` also runs `a` and `a.b`, so their `__init__.py` count unless they hold nothing but a docstring;
-- package data: a non-Python file under srpipe/ counts when a reached module has a string literal that is its name
-  or ends in "/<name>" (catalog.py's "catalog.yaml").
-Each such file must be covered by a dep (the file or a folder above it), and each srpipe/ dep must cover one of them.
+Code: every stage depends on its command's manifest (data/code/<command>.txt, written by the `code` stage from the
+import graph: srpipe.codedeps, pinned by tests/test_codedeps.py) and on no source file directly.
 
 Params: a training's are exactly the train.* fields its cache key depends on (`key_params`); every stage's must name
 a section or field of `srpipe.config.Params`, so a typo fails.
@@ -20,9 +14,7 @@ a section or field of `srpipe.config.Params`, so a typo fails.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
 import json
 import shlex
 import shutil
@@ -30,11 +22,12 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 import yaml
 
+from srpipe.cli import main
 from srpipe.config import ModelParams, Params, TrainParams, load_params
 from srpipe.plan import Layout
 
@@ -92,100 +85,28 @@ def test_every_stage_is_expanded_and_runs_srpipe(stages: list[Stage]) -> None:
 # --- code deps ---------------------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _modules() -> dict[str, Path]:
-    """Dotted name → file of every srpipe module."""
-    found = {}
-    for path in (ROOT / "srpipe").rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return found
+def test_each_stage_depends_on_its_commands_code_manifest(stages: list[Stage]) -> None:
+    """An edit to code a stage runs must make `dvc repro` rerun it: through the manifest of its command (the files
+    srpipe.codedeps finds it runs, tests/test_codedeps.py), which the `code` stage rebuilds from the whole package.
+    A per-file srpipe/ dep would grow dvc.lock again; a manifest of another command would rerun it for nothing."""
+    at = Layout()
+
+    def wrong(s: Stage) -> set[str]:
+        if s.group == "code":
+            return set() if s.deps == ("srpipe",) and s.argv[1] == "manifest" else {f"deps {s.deps}, {s.argv}"}
+        want = at.code_manifest(s.argv[1]).as_posix()
+        code = {d for d in s.deps if d.startswith(("srpipe", at.code.as_posix()))}
+        return {f"code deps {sorted(code)} != [{want}]"} if code != {want} else set()
+
+    assert not (report := _by_stage(stages, wrong)), "code deps:\n" + report
 
 
-@functools.cache
-def _tree(name: str) -> ast.Module:
-    return ast.parse(_modules()[name].read_text(encoding="utf-8"))
-
-
-def _imported(module: str, node: ast.Import | ast.ImportFrom) -> set[str]:
-    """The srpipe modules one import statement in `module` runs, parent packages included."""
-    mods = _modules()
-    if isinstance(node, ast.Import):
-        names = {alias.name for alias in node.names}
-    else:
-        base = node.module or ""
-        if node.level:
-            package = module if mods[module].name == "__init__.py" else module.rpartition(".")[0]
-            for _ in range(node.level - 1):
-                package = package.rpartition(".")[0]
-            base = f"{package}.{base}" if node.module else package
-        names = {f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names}
-    parts = [name.split(".") for name in names]
-    return {".".join(p[:i]) for p in parts for i in range(1, len(p) + 1) if ".".join(p[:i]) in mods}
-
-
-def _imports(module: str, node: ast.AST, skip_functions: bool = False) -> set[str]:
-    found = set()
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, (ast.Import, ast.ImportFrom)):
-            found |= _imported(module, n)
-        if not (skip_functions and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
-            todo.extend(ast.iter_child_nodes(n))
-    return found
-
-
-def _cli_roots(command: str) -> set[str]:
-    tree = _tree("srpipe.cli")
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    handlers = {  # build_parser's add("train", cmd_train, ...)
-        call.args[0].value: call.args[1].id
-        for call in ast.walk(functions["build_parser"])
-        if isinstance(call, ast.Call)
-        and len(call.args) >= 2
-        and isinstance(call.args[0], ast.Constant)
-        and isinstance(call.args[1], ast.Name)
-        and call.args[1].id in functions
-    }
-    assert command in handlers, f"srpipe {command}: no such command in cli.py"
-    others = set(handlers.values()) - {handlers[command]}
-    roots = _imports("srpipe.cli", tree, skip_functions=True)
-    todo, seen = ["main", "build_parser", handlers[command]], set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name in others:
-            continue
-        seen.add(name)
-        roots |= _imports("srpipe.cli", functions[name])
-        todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name) and n.id in functions]
-    return roots
-
-
-def _runs_code(module: str) -> bool:
-    return not all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in _tree(module).body)
-
-
-@functools.cache
-def required_files(command: str) -> frozenset[str]:
-    """Every srpipe file (posix, from the project root) `srpipe <command>` may execute or read."""
-    reached, todo = {"srpipe.cli"}, list(_cli_roots(command))
-    while todo:
-        module = todo.pop()
-        if module not in reached:
-            reached.add(module)
-            todo += _imports(module, _tree(module))
-    data = [p for p in (ROOT / "srpipe").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
-    files = {_modules()[m] for m in reached if _runs_code(m)}
-    for module in reached:
-        strings = {n.value for n in ast.walk(_tree(module)) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-        files |= {p for p in data if any(s == p.name or s.endswith(f"/{p.name}") for s in strings)}
-    return frozenset(p.relative_to(ROOT).as_posix() for p in files)
-
-
-def _covers(dep: str, file: str) -> bool:
-    d, f = PurePosixPath(dep), PurePosixPath(file)
-    return d == f or d in f.parents
+def test_the_code_stage_writes_every_manifest_the_stages_read(stages: list[Stage], tmp_path: Path) -> None:
+    [code] = {s.argv for s in stages if s.group == "code"}
+    assert Path(code[code.index("--out") + 1]) == Layout().code
+    main(["manifest", "--out", str(tmp_path)])
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {f"{s.argv[1]}.txt" for s in stages if s.group != "code"} <= written
 
 
 def _by_stage(stages: list[Stage], problems: Callable[[Stage], set[str]]) -> str:
@@ -194,25 +115,6 @@ def _by_stage(stages: list[Stage], problems: Callable[[Stage], set[str]]) -> str
     for s in stages:
         found.setdefault(s.group, set()).update(problems(s))
     return "\n".join(f"{group}: {', '.join(sorted(p))}" for group, p in sorted(found.items()) if p)
-
-
-def test_deps_cover_the_code_each_stage_runs(stages: list[Stage]) -> None:
-    """An edit to code a stage runs must make `dvc repro` rerun it."""
-
-    def missing(s: Stage) -> set[str]:
-        return {f for f in required_files(s.argv[1]) if not any(_covers(d, f) for d in s.deps)}
-
-    assert not (report := _by_stage(stages, missing)), "deps missing code the stage runs:\n" + report
-
-
-def test_code_deps_are_code_the_stage_runs(stages: list[Stage]) -> None:
-    """A dep on code the stage never reaches reruns it for nothing, or names a file that moved."""
-
-    def dead(s: Stage) -> set[str]:
-        needed = required_files(s.argv[1])
-        return {d for d in s.deps if d.startswith("srpipe/") and not any(_covers(d, f) for f in needed)}
-
-    assert not (report := _by_stage(stages, dead)), "srpipe deps the stage does not run:\n" + report
 
 
 # --- params ------------------------------------------------------------------------------------------------------

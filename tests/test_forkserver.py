@@ -30,6 +30,22 @@ def fs_dir(tmp_path: Path) -> Iterator[Path]:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
+@pytest.fixture
+def server(fs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A server for the commands `_env(fs_dir)` runs, started and answering: its pid."""
+    for k, v in _env(fs_dir).items():
+        monkeypatch.setenv(k, v)
+    forkserver.start(wait=True).close()
+    return _server_pid(fs_dir)
+
+
+def _served(fs_dir: Path) -> list[str]:
+    """The commands the server's log says it forked, in order."""
+    [log] = fs_dir.glob("*.log")
+    lines = log.read_text().splitlines()
+    return [line.split(": ", 2)[2].removeprefix("srpipe ") for line in lines if line.startswith("forkserver: served ")]
+
+
 def _env(fs_dir: Path, on: str = "1", **extra: str) -> dict[str, str]:
     env = {**os.environ, forkserver.ENV: on, forkserver.DIR_ENV: str(fs_dir), "SRPIPE_FORKSERVER_IDLE": "20"}
     env.pop(forkserver.CHILD_ENV, None)
@@ -52,11 +68,12 @@ def _children(pid: int) -> list[int]:
     return [c.pid for c in psutil.Process(pid).children() if c.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_a_served_command_matches_the_same_command_in_its_own_process(tmp_path: Path, fs_dir: Path) -> None:
+def test_a_served_command_matches_the_same_command_in_its_own_process(
+    tmp_path: Path, fs_dir: Path, server: int
+) -> None:
     served = _srpipe("download", "--dataset", "sample", "--raw", "raw", cwd=tmp_path, env=_env(fs_dir))
     assert served.returncode == 0, served.stderr
     assert "sample:" in served.stderr and "done:" in served.stderr  # its log reached this command's stderr
-    pid = _server_pid(fs_dir)
     own = tmp_path / "own"
     own.mkdir()
     alone = _srpipe("download", "--dataset", "sample", "--raw", "raw", cwd=own, env=_env(fs_dir, on="0"))
@@ -71,7 +88,23 @@ def test_a_served_command_matches_the_same_command_in_its_own_process(tmp_path: 
     assert "Traceback" not in failed.stderr
     debug = _srpipe(*bad, cwd=tmp_path, env=_env(fs_dir, SRPIPE_DEBUG="1"))
     assert debug.returncode != 0 and "Traceback" in debug.stderr
-    assert _server_pid(fs_dir) == pid, "every command was served by the one server"
+    assert _server_pid(fs_dir) == server, "every command was served by the one server"
+    assert _served(fs_dir) == ["download --dataset sample --raw raw", *[" ".join(bad)] * 2]
+
+
+def test_the_first_command_starts_a_server_and_does_not_wait_for_it(tmp_path: Path, fs_dir: Path) -> None:
+    """No server answering: the command runs in its own process (its imports cost less than the server's preload)
+    while a server starts in the background for the next ones; a second command meanwhile starts no other."""
+    first = _srpipe("download", "--dataset", "sample", "--raw", "raw", cwd=tmp_path, env=_env(fs_dir))
+    assert first.returncode == 0, first.stderr
+    again = _srpipe("download", "--dataset", "sample", "--raw", "raw", cwd=tmp_path, env=_env(fs_dir))
+    assert again.returncode == 0, again.stderr
+    _wait_for(lambda: any(fs_dir.glob("*.pid")))
+    pid = _server_pid(fs_dir)
+    assert _served(fs_dir) == []
+    third = _srpipe("download", "--dataset", "sample", "--raw", "raw", cwd=tmp_path, env=_env(fs_dir))
+    assert third.returncode == 0, third.stderr
+    assert _served(fs_dir) == ["download --dataset sample --raw raw"] and _server_pid(fs_dir) == pid
 
 
 def _long_training(tmp_path: Path, store_dir: Path) -> list[str]:
@@ -103,7 +136,7 @@ def _wait_for(predicate, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def test_ctrl_c_reaches_the_served_command(tmp_path: Path, fs_dir: Path, store_dir: Path) -> None:
+def test_ctrl_c_reaches_the_served_command(tmp_path: Path, fs_dir: Path, store_dir: Path, server: int) -> None:
     argv = _long_training(tmp_path, store_dir)
     cmd = [sys.executable, "-m", "srpipe", *argv]
     proc = subprocess.Popen(
@@ -120,14 +153,15 @@ def test_ctrl_c_reaches_the_served_command(tmp_path: Path, fs_dir: Path, store_d
     assert "training interrupted" in err and "run the same command again to resume" in err
 
 
-def test_a_killed_command_takes_its_served_child_with_it(tmp_path: Path, fs_dir: Path, store_dir: Path) -> None:
+def test_a_killed_command_takes_its_served_child_with_it(
+    tmp_path: Path, fs_dir: Path, store_dir: Path, server: int
+) -> None:
     pytest.importorskip("psutil")
     argv = _long_training(tmp_path, store_dir)
     cmd = [sys.executable, "-m", "srpipe", *argv]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(fs_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: any(tmp_path.glob("data/checkpoints/*.ckpt")) or proc.poll() is not None)
-        server = _server_pid(fs_dir)
         assert len(_children(server)) == 1
     finally:
         proc.kill()  # SIGKILL: no chance to forward anything
@@ -136,7 +170,7 @@ def test_a_killed_command_takes_its_served_child_with_it(tmp_path: Path, fs_dir:
 
 
 def test_a_killed_server_takes_its_children_and_fails_their_commands(
-    tmp_path: Path, fs_dir: Path, store_dir: Path
+    tmp_path: Path, fs_dir: Path, store_dir: Path, server: int
 ) -> None:
     pytest.importorskip("psutil")
     import psutil
@@ -148,7 +182,6 @@ def test_a_killed_server_takes_its_children_and_fails_their_commands(
     )
     try:
         _wait_for(lambda: any(tmp_path.glob("data/checkpoints/*.ckpt")) or proc.poll() is not None)
-        server = _server_pid(fs_dir)
         [child] = _children(server)
         os.kill(server, signal.SIGKILL)
         _, err = proc.communicate(timeout=30)

@@ -28,10 +28,13 @@ def _mtimes(root: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (root / "data" / "models").glob("*.pt")}
 
 
-def test_flow_builds_caches_and_reruns_only_what_changed(prefect_harness: None, tmp_path: Path) -> None:
+def test_flow_builds_caches_and_reruns_only_what_changed(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project(tmp_path, MODELS)
     _configure(root)
-    pipeline = load_flow_module("pipeline").pipeline
+    module = load_flow_module("pipeline")
+    pipeline = module.pipeline
     result = pipeline(params_path="params.yaml", root=str(root))
     assert sorted(result["trained"]) == ["espcn_x4", "fsrcnn_x4"]
     board = pd.read_parquet(root / "leaderboard" / "leaderboard.parquet")
@@ -44,9 +47,16 @@ def test_flow_builds_caches_and_reruns_only_what_changed(prefect_harness: None, 
         ev = json.loads((root / "data" / "eval" / f"{m}_x4.json").read_text())
         assert ev["psnr"] > 0 and ev["mlflow_run_id"]
     first = _mtimes(root)
+    evaluated = (root / "data" / "eval" / "fsrcnn_x4.json").stat().st_mtime_ns
 
     pipeline(params_path="params.yaml", root=str(root))  # nothing changed: every training is a cache hit
     assert _mtimes(root) == first
+    assert (root / "data" / "eval" / "fsrcnn_x4.json").stat().st_mtime_ns == evaluated
+
+    # An edit to code `srpipe evaluate` runs (its manifest's digest, as DVC's stages see it) re-evaluates every model
+    # and retrains none: the evaluation stage's code is part of its tasks' cache keys.
+    digest = module.codedeps.digest
+    monkeypatch.setattr(module.codedeps, "digest", lambda c: digest(c) + ("edited" if c == "evaluate" else ""))
 
     p = yaml.safe_load((root / "params.yaml").read_text())
     p["train"]["models"]["espcn"] = {"recipe": {"lr": 0.002}}
@@ -54,6 +64,7 @@ def test_flow_builds_caches_and_reruns_only_what_changed(prefect_harness: None, 
     pipeline(params_path="params.yaml", root=str(root))
     after = _mtimes(root)
     assert after["fsrcnn_x4.pt"] == first["fsrcnn_x4.pt"] and after["espcn_x4.pt"] != first["espcn_x4.pt"]
+    assert (root / "data" / "eval" / "fsrcnn_x4.json").stat().st_mtime_ns != evaluated
 
     from mlflow.tracking import MlflowClient
 
