@@ -16,7 +16,18 @@ from PIL import Image
 from srpipe.cli import build_parser, main
 from srpipe.models import get_card, list_models
 
-SUBCOMMANDS = ["download", "prepare", "train", "evaluate", "leaderboard", "models", "upscale", "import", "run", "manifest"]
+SUBCOMMANDS = [
+    "download",
+    "prepare",
+    "train",
+    "evaluate",
+    "leaderboard",
+    "models",
+    "upscale",
+    "import",
+    "run",
+    "manifest",
+]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
