@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -65,6 +66,18 @@ def test_one_model_param_change_reruns_only_that_model(project: Path) -> None:
     assert "train@espcn-4" in status and "fsrcnn" not in status
     log = run(["dvc", "repro"], project)
     assert _ran(log) == {"train@espcn-4", "evaluate@espcn-4", "leaderboard"}
+
+
+def test_a_code_edit_reruns_only_the_stages_whose_command_runs_it(project: Path) -> None:
+    """dvc.yaml's stages depend on their command's code manifest (data/code/<command>.txt, the `code` stage's): an
+    edit to the leaderboard's plotting reruns `code` and the leaderboard, no training and no evaluation."""
+    plots = project / "srpipe" / "leaderboard" / "plots.py"
+    plots.write_text(plots.read_text() + "\n# an edit\n")
+    assert "code" in run(["dvc", "status"], project)
+    log = run(["dvc", "repro"], project)
+    assert _ran(log) == {"code", "leaderboard"}
+    manifest = (project / "data" / "code" / "leaderboard.txt").read_text()
+    assert f"{hashlib.sha256(plots.read_bytes()).hexdigest()}  srpipe/leaderboard/plots.py" in manifest
 
 
 def _free_port() -> int:
