@@ -8,8 +8,8 @@ than bare paths, so a re-run skips exactly the work whose inputs or code did not
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +37,16 @@ from srpipe.tracking import pipeline_run  # noqa: E402
 from srpipe.train.spec import train_key  # noqa: E402
 
 
-@dataclass
-class CodeOf(CachePolicy):
-    """The code `srpipe <command>` runs: an edit to any file of it (not only to the task's own lines, all that
-    TASK_SOURCE sees) reruns the task, as it reruns the DVC stage."""
-
-    command: str = ""
-
-    def compute_key(self, task_ctx: Any, inputs: Any, flow_parameters: Any, **kwargs: Any) -> str:
-        return codedeps.digest(self.command)
-
-
 def cached(command: str, *exclude: str) -> dict[str, Any]:
     """Cache on the task's source, the code of its stage's command, and its inputs minus arguments that are only
     wiring (whole params, run ids)."""
     policy = INPUTS
     for name in exclude:
         policy = policy - name
-    return {"cache_policy": policy + TASK_SOURCE + CodeOf(command), "persist_result": True}
+    # The code `srpipe <command>` runs: an edit to any file of it reruns the task, as it reruns the DVC stage
+    # (TASK_SOURCE sees only the task's own lines). A partial of a library function: Dask workers can unpickle it.
+    code = CachePolicy.from_cache_key_fn(functools.partial(codedeps.cache_key, command))
+    return {"cache_policy": policy + TASK_SOURCE + code, "persist_result": True}
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], task_run_name="download {name}")

@@ -149,6 +149,12 @@ def digest(command: str, graph: ImportGraph | None = None) -> str:
     return hashlib.sha256((graph or package_graph()).manifest(command).encode()).hexdigest()
 
 
+def cache_key(command: str, *_context_and_inputs: object) -> str:
+    """`digest(command)` in the shape of a Prefect cache-key function (task context, inputs): flows/pipeline.py keys
+    each cached task on the code its stage's command runs."""
+    return digest(command)
+
+
 def write_manifests(out: Path, commands: list[str] | None = None, graph: ImportGraph | None = None) -> dict[str, str]:
     """Write `out/<command>.txt` for each command (default: every command of the CLI); returns command -> digest.
 
