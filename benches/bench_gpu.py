@@ -23,20 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_train
 import torch
 from _report import ROOT, environment, save, table
 from bench_evaluate import set14
 
-from srpipe.config import EvaluateParams, PrepareParams, TrainParams, load_params
+from srpipe.config import EvaluateParams, TrainParams, load_params
 from srpipe.context import Context
 from srpipe.data.store import Store
 from srpipe.models import create_model
 from srpipe.runtime import amp_dtype, pick_device
-from srpipe.stages.download import download
 from srpipe.stages.evaluate import evaluate
-from srpipe.stages.prepare import prepare
 from srpipe.stages.train import net_channels
-from srpipe.tracking import Tracker
 from srpipe.train import loop
 from srpipe.train.losses import Criterion
 from srpipe.train.spec import RunSpec, resolve
@@ -46,25 +44,10 @@ from srpipe.weights import WeightsCard, save_weights
 PEAKS = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12))
 
 
-class Rates(Tracker):
-    """Keeps the loop's own steps/s at each log line (log_every = the warm-up window)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rates: list[float] = []
-
-    def metrics(self, values, step: int) -> None:
-        if "it_per_s" in values:
-            self.rates.append(float(values["it_per_s"]))
-
-
 def make_store(root: Path) -> Path:
-    """The offline `sample` images prepared at x2/x3/x4: fit() builds its dataset and validates from it."""
-    download(["sample"], root / "raw", progress=False)
-    # Windows as large as the largest paper patch (DRN: 96 LR px); the training photographs double as validation.
-    params = PrepareParams(train=("sample/train",), valid=("sample/train",), lr_patch=96, stride=96, max_valid_side=128)
-    prepare(root / "raw", root / "prepared", params, (2, 3, 4), progress=False)
-    return root / "prepared"
+    """The offline `sample` images at x2/x3/x4, in windows as large as the largest paper patch (DRN: 96 LR px); the
+    training photographs double as validation. fit() builds its dataset and validates from it."""
+    return bench_train.make_store(root, (2, 3, 4), valid=("sample/train",), lr_patch=96, stride=96, max_valid_side=128)
 
 
 def _batch(spec: RunSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,14 +68,11 @@ def steps_per_s(spec: RunSpec, opts: TrainParams, store: Path, device: torch.dev
     dtype = amp_dtype(device, opts.precision)
     st = loop.build_state(spec, _net(spec, device), Criterion(spec.recipe).to(device), device, dtype == torch.float16)
     batch = _batch(spec, device)
-    tracker = Rates()
-    real = loop.DataLoader
-    loop.DataLoader = lambda *a, **k: (batch for _ in range(spec.iterations))  # as bench_train.py: no data loading
-    try:
+    tracker = bench_train.Recorder()
+    with bench_train.fed(batch for _ in range(spec.iterations)):
         loop.fit(spec, st, Store(store / "train"), Store(store / "valid"), opts, device, None, tracker, dtype, False)
-    finally:
-        loop.DataLoader = real
-    return sum(tracker.rates[1:]) / len(tracker.rates[1:])
+    rates = tracker.values["it_per_s"][1:]  # the loop's own steps/s at each log line, after the first window
+    return sum(rates) / len(rates)
 
 
 def flops_per_step(spec: RunSpec, device: torch.device) -> float:

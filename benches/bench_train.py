@@ -15,10 +15,14 @@ mean (its step-to-step spread / sqrt(50)), and the report gives the largest such
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,23 +41,36 @@ from srpipe.train.losses import Criterion
 from srpipe.train.spec import resolve
 
 
-def make_store(root: Path, scale: int) -> Path:
+def make_store(root: Path, scales: tuple[int, ...], **prepare_params: Any) -> Path:
+    """The offline `sample` images as a patch store at `scales` (PrepareParams fields override the small defaults)."""
     download(["sample"], root / "raw", progress=False)
-    params = PrepareParams(train=("sample/train",), valid=("sample/valid",), lr_patch=48, stride=24, max_valid_side=64)
-    prepare(root / "raw", root / "prepared", params, (scale,), progress=False)
+    fields = {"train": ("sample/train",), "valid": ("sample/valid",), "lr_patch": 48, "stride": 24}
+    params = PrepareParams(**fields | {"max_valid_side": 64} | prepare_params)
+    prepare(root / "raw", root / "prepared", params, scales, progress=False)
     return root / "prepared"
 
 
 class Recorder(Tracker):
-    """A tracker that keeps the loss of every step (the loop logs each one with log_every=1)."""
+    """A tracker that keeps every metric the loop logs, by name (the loss of every step with log_every=1)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.losses: list[float] = []
+        self.values: dict[str, list[float]] = defaultdict(list)
 
     def metrics(self, values, step: int) -> None:
-        if "loss" in values:
-            self.losses.append(float(values["loss"]))
+        for key, value in values.items():
+            self.values[key].append(float(value))
+
+
+@contextlib.contextmanager
+def fed(batches: Iterable[Any]) -> Iterator[None]:
+    """srpipe's training loop reads `batches` instead of its DataLoader: the model's and the loop's speed alone."""
+    real = loop.DataLoader
+    loop.DataLoader = lambda *a, **k: batches
+    try:
+        yield
+    finally:
+        loop.DataLoader = real
 
 
 def curve_gap(curves: dict[str, list[float]], label: str, window: int = 50) -> float:
@@ -77,7 +94,7 @@ def main() -> None:
     device = pick_device()
     env = environment() | {"device": str(device)}
     with tempfile.TemporaryDirectory() as tmp:
-        store_dir = make_store(Path(tmp), args.scale)
+        store_dir = make_store(Path(tmp), (args.scale,))
         store, valid = Store(store_dir / "train"), Store(store_dir / "valid")
         opts = TrainParams(config=args.config, iterations=args.steps, val_every=10**9, log_every=10**9, workers=0)
         spec = resolve(
@@ -128,14 +145,10 @@ def main() -> None:
             dtype = amp_dtype(device, precision)
             st = loop.build_state(spec, net, Criterion(spec.recipe).to(device), device, fp16=dtype == torch.float16)
             tracker = Recorder()
-            real_loader = loop.DataLoader
-            loop.DataLoader = lambda *a, **k: batches
-            try:
+            with fed(batches):
                 run_opts = dataclasses.replace(opts, channels_last=dtype is not None, log_every=1)
                 result = loop.fit(spec, st, store, valid, run_opts, device, None, tracker, dtype, progress=False)
-            finally:
-                loop.DataLoader = real_loader
-            curves[label] = tracker.losses
+            curves[label] = tracker.values["loss"]
             ours = args.steps / result["seconds"]
             rows.append([label, minimal, ours, f"{ours / minimal:.2f}x", data_rate / ours, curve_gap(curves, label)])
             records.append(
