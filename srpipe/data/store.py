@@ -143,8 +143,8 @@ class Store:
 
 
 def to_tensor(img: np.ndarray, color: str) -> Tensor:
-    """H×W×3 uint8 → C×H×W float in [0, 1]; "y" gives BT.601 luma/255 (range 16/255..235/255)."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+    """…×H×W×3 uint8 → …×C×H×W float in [0, 1]; "y" gives BT.601 luma/255 (range 16/255..235/255)."""
+    t = torch.from_numpy(np.ascontiguousarray(img)).movedim(-1, -3).float() / 255.0
     return rgb_to_y(t) if color == "y" else t
 
 
@@ -225,16 +225,27 @@ class PatchDataset(Dataset):
         return int(image_id), int(y), int(x), flips
 
     def __getitem__(self, g: int) -> tuple[Tensor, Tensor]:
+        return self.__getitems__([g])[0]
+
+    def __getitems__(self, gs: Sequence[int]) -> list[tuple[Tensor, Tensor]]:
+        """Samples `gs` (the DataLoader's batched fetch): crops and flips on the stored arrays, then one colour
+        conversion for the whole batch — converting sample by sample cost ~3 ms a batch of 32, a third of a small
+        model's (FSRCNN's, ESPCN's) training step on 2 cores."""
+        pairs = [self._sample(g) for g in gs]
+        inp = to_tensor(np.stack([p[0] for p in pairs]), self.color)
+        hr = to_tensor(np.stack([p[1] for p in pairs]), self.color)
+        return list(zip(inp, hr, strict=True))
+
+    def _sample(self, g: int) -> tuple[np.ndarray, np.ndarray]:
         image_id, y, x, (flip_h, flip_v, rot) = self.locate(g)
-        inp, hr = self._crop(image_id, y, x)
-        inp, hr = to_tensor(inp, self.color), to_tensor(hr, self.color)
-        if flip_h or flip_v or rot:
-            dims = [d for d, f in ((-1, flip_h), (-2, flip_v)) if f]
-            if dims:
-                inp, hr = inp.flip(dims), hr.flip(dims)
-            if rot:
-                inp, hr = inp.transpose(-1, -2), hr.transpose(-1, -2)
-        return inp.contiguous(), hr.contiguous()
+        pair = self._crop(image_id, y, x)  # H×W×C
+        if flip_h:
+            pair = tuple(a[:, ::-1] for a in pair)
+        if flip_v:
+            pair = tuple(a[::-1] for a in pair)
+        if rot:
+            pair = tuple(a.transpose(1, 0, 2) for a in pair)
+        return pair
 
 
 class StepSampler(Sampler[int]):
