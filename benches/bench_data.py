@@ -1,4 +1,5 @@
-"""Training-batch sampling rate: srpipe's patch store (PatchDataset + DataLoader) against decoding a PNG per sample.
+"""Training-batch sampling rate: srpipe's patch store (PatchDataset + DataLoader) against decoding a PNG per sample,
+and srpipe's batched fetch against fetching the same samples one by one.
 
 Usage: python benches/bench_data.py [--batches 60] [--threads N]
 
@@ -8,6 +9,12 @@ naive side opens a random training PNG with PIL for every sample, crops it and b
 srpipe slices memory-mapped arrays that `prepare` decoded once. Workers: what `srpipe.train.loop._workers` picks for
 this machine (CPU training), and also 0 and 2. Data: T91 fetched from the shared mirror into a temporary folder and
 prepared there (the offline `sample` set where the mirror is absent). The ratio is srpipe / naive batches/s.
+
+Second table: the repro profile's small Y-channel networks (x3, batch 32, HR patches 33/48/51 as SRCNN/FSRCNN/ESPCN
+train), workers 0 as CPU training uses on 2 cores, so every millisecond of fetching is a millisecond of the step.
+The DataLoader fetches a batch through `PatchDataset.__getitems__` (one colour conversion for the batch); the
+reference fetches the identical samples one at a time (`dataset[g]`, one conversion per sample), and the bench
+checks that both give the same tensors bit for bit.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from srpipe.stages.prepare import prepare
 from srpipe.train.loop import _workers
 
 SCALE, HR_PATCH, BATCH = 4, 96, 16
+# The repro profile's small Y-channel networks at x3: (model, HR patch), their batch and the workers CPU training uses.
+SMALL_SCALE, SMALL_BATCH, SMALL = 3, 32, (("srcnn", 33), ("fsrcnn", 48), ("espcn", 51))
 
 
 class PngPatches(Dataset):
@@ -62,22 +71,46 @@ class PngPatches(Dataset):
         return pair[0].contiguous(), pair[1].contiguous()
 
 
-def rate(dataset: Dataset, workers: int, batches: int, warmup: int = 3) -> float:
-    """Batches per second after `warmup` batches (worker start-up excluded), over `batches` batches."""
-    loader = DataLoader(
+class OneByOne(Dataset):
+    """`dataset`'s samples fetched one at a time: the DataLoader calls __getitem__ per sample (no __getitems__)."""
+
+    def __init__(self, dataset: PatchDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset[g]
+
+
+def loader(dataset: Dataset, workers: int, batches: int, batch: int = BATCH) -> DataLoader:
+    return DataLoader(
         dataset,
-        batch_size=BATCH,
-        sampler=StepSampler(0, warmup + batches, BATCH),
+        batch_size=batch,
+        sampler=StepSampler(0, batches, batch),
         num_workers=workers,
         prefetch_factor=4 if workers else None,
     )
-    it = iter(loader)
+
+
+def rate(
+    dataset: Dataset,
+    workers: int,
+    batches: int,
+    warmup: int = 3,
+    batch: int = BATCH,
+    shape: tuple[int, int, int] = (3, HR_PATCH // SCALE, HR_PATCH),
+) -> float:
+    """Batches per second after `warmup` batches (worker start-up excluded), over `batches` batches of `shape`
+    (channels, LR side, HR side: checked)."""
+    it = iter(loader(dataset, workers, warmup + batches, batch))
     for _ in range(warmup):
         next(it)
+    c, lr_side, hr_side = shape
     t = time.perf_counter()
-    lr_patch = HR_PATCH // SCALE
     for lr, hr in it:
-        assert lr.shape == (BATCH, 3, lr_patch, lr_patch) and hr.shape == (BATCH, 3, HR_PATCH, HR_PATCH)
+        assert lr.shape == (batch, c, lr_side, lr_side) and hr.shape == (batch, c, hr_side, hr_side)
     return batches / (time.perf_counter() - t)
 
 
@@ -92,9 +125,31 @@ def data(tmp: Path) -> tuple[str, Store, list[Path]]:
     files = [p for p in list_images(tmp / "raw" / split) if min(Image.open(p).size) >= HR_PATCH]
     params = PrepareParams(train=(split,), valid=(split,), lr_patch=HR_PATCH // SCALE, stride=12)
     t = time.perf_counter()
-    summary = prepare(tmp / "raw", tmp / "prepared", params, (SCALE,), progress=False)
+    summary = prepare(tmp / "raw", tmp / "prepared", params, (SMALL_SCALE, SCALE), progress=False)
     print(f"{name}: {len(files)} PNGs ≥ {HR_PATCH} px; prepare: {summary['train']} in {time.perf_counter() - t:.1f} s")
     return name, Store(tmp / "prepared" / "train"), files
+
+
+def fetch_record(store: Store, model: str, hr_patch: int, batches: int) -> dict:
+    """Batched fetch vs one sample at a time, for `model`'s patch at x3 on Y (workers 0), after checking that both
+    give the same batches bit for bit."""
+    ds = PatchDataset(store, SMALL_SCALE, hr_patch, color="y", seed=0)
+    pairs = zip(loader(ds, 0, 4, SMALL_BATCH), loader(OneByOne(ds), 0, 4, SMALL_BATCH), strict=True)
+    assert all(torch.equal(a, b) for x, y in pairs for a, b in zip(x, y, strict=True)), "batched fetch differs"
+    shape = (1, hr_patch // SMALL_SCALE, hr_patch)
+    batched = rate(ds, 0, batches, batch=SMALL_BATCH, shape=shape)
+    one = rate(OneByOne(ds), 0, batches, batch=SMALL_BATCH, shape=shape)
+    return {
+        "kind": "fetch",
+        "model": model,
+        "scale": SMALL_SCALE,
+        "hr_patch": hr_patch,
+        "batch": SMALL_BATCH,
+        "workers": 0,
+        "batched_batches_s": batched,
+        "one_by_one_batches_s": one,
+        "ratio": batched / one,
+    }
 
 
 def main() -> None:
@@ -126,6 +181,7 @@ def main() -> None:
                     "ratio": r_ours / r_naive,
                 }
             )
+        small = [fetch_record(store, model, hr_patch, args.batches) for model, hr_patch in SMALL]
     rows = [
         [
             f"{r['workers']}{' (training default)' if r['training_default'] else ''}",
@@ -138,7 +194,13 @@ def main() -> None:
     setting = f"batch {BATCH} × HR {HR_PATCH}² x{SCALE} from {name}"
     print(f"batches/s, {setting}; {env['cpus']} CPUs, load {env['load_avg_1m']}")
     print(table(["workers", "srpipe store", "PNG per sample", "srpipe/naive"], rows))
-    print(f"results appended to {save('data', records, env)}")
+    print(f"\nbatches/s, the small Y-channel networks (x{SMALL_SCALE}, batch {SMALL_BATCH}, workers 0) from {name}")
+    rows = [
+        [r["model"], r["hr_patch"], r["batched_batches_s"], r["one_by_one_batches_s"], f"{r['ratio']:.2f}x"]
+        for r in small
+    ]
+    print(table(["model", "HR patch", "batched fetch", "one by one", "ratio"], rows))
+    print(f"results appended to {save('data', records + small, env)}")
 
 
 if __name__ == "__main__":
