@@ -10,8 +10,9 @@ srpipe slices memory-mapped arrays that `prepare` decoded once. Workers: what `s
 this machine (CPU training), and also 0 and 2. Data: T91 fetched from the shared mirror into a temporary folder and
 prepared there (the offline `sample` set where the mirror is absent). The ratio is srpipe / naive batches/s.
 
-Second table: the repro profile's small Y-channel networks (x3, batch 32, HR patches 33/48/51 as SRCNN/FSRCNN/ESPCN
-train), workers 0 as CPU training uses on 2 cores, so every millisecond of fetching is a millisecond of the step.
+Second table: the trainings of the repro profile (params-repro.yaml: SRCNN/FSRCNN/ESPCN at x3 on Y, each with the patch
+and batch it trains with), workers 0 as CPU training uses on 2 cores, so every millisecond of fetching is a
+millisecond of the step.
 The DataLoader fetches a batch through `PatchDataset.__getitems__` (one colour conversion for the batch); the
 reference fetches the identical samples one at a time (`dataset[g]`, one conversion per sample), and the bench
 checks that both give the same tensors bit for bit.
@@ -28,20 +29,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _report import SHARED, environment, save, table
+from _report import ROOT, SHARED, environment, save, table
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from srpipe.config import PrepareParams, TrainParams
+from srpipe.config import PrepareParams, TrainParams, load_params
 from srpipe.data.images import list_images
 from srpipe.data.store import PatchDataset, StepSampler, Store
 from srpipe.stages.download import download
 from srpipe.stages.prepare import prepare
 from srpipe.train.loop import _workers
+from srpipe.train.spec import RunSpec, resolve
 
 SCALE, HR_PATCH, BATCH = 4, 96, 16
-# The repro profile's small Y-channel networks at x3: (model, HR patch), their batch and the workers CPU training uses.
-SMALL_SCALE, SMALL_BATCH, SMALL = 3, 32, (("srcnn", 33), ("fsrcnn", 48), ("espcn", 51))
+# The repro profile's small Y-channel networks (their scale, patch, batch and colour come from its trainings).
+REPRO = load_params(ROOT / "params-repro.yaml")
+SMALL = [resolve(m, s, REPRO.train) for s in REPRO.pipeline.scales for m in REPRO.pipeline.models]
 
 
 class PngPatches(Dataset):
@@ -125,26 +128,29 @@ def data(tmp: Path) -> tuple[str, Store, list[Path]]:
     files = [p for p in list_images(tmp / "raw" / split) if min(Image.open(p).size) >= HR_PATCH]
     params = PrepareParams(train=(split,), valid=(split,), lr_patch=HR_PATCH // SCALE, stride=12)
     t = time.perf_counter()
-    summary = prepare(tmp / "raw", tmp / "prepared", params, (SMALL_SCALE, SCALE), progress=False)
+    summary = prepare(
+        tmp / "raw", tmp / "prepared", params, tuple(sorted({SCALE, *REPRO.pipeline.scales})), progress=False
+    )
     print(f"{name}: {len(files)} PNGs ≥ {HR_PATCH} px; prepare: {summary['train']} in {time.perf_counter() - t:.1f} s")
     return name, Store(tmp / "prepared" / "train"), files
 
 
-def fetch_record(store: Store, model: str, hr_patch: int, batches: int) -> dict:
-    """Batched fetch vs one sample at a time, for `model`'s patch at x3 on Y (workers 0), after checking that both
-    give the same batches bit for bit."""
-    ds = PatchDataset(store, SMALL_SCALE, hr_patch, color="y", seed=0)
-    pairs = zip(loader(ds, 0, 4, SMALL_BATCH), loader(OneByOne(ds), 0, 4, SMALL_BATCH), strict=True)
+def fetch_record(store: Store, spec: RunSpec, batches: int) -> dict:
+    """Batched fetch vs one sample at a time for `spec`'s patches (workers 0), after checking that both give the same
+    batches bit for bit."""
+    ds = PatchDataset(store, spec.scale, spec.hr_patch, color=spec.color, seed=0)
+    batch = spec.recipe.batch_size
+    pairs = zip(loader(ds, 0, 4, batch), loader(OneByOne(ds), 0, 4, batch), strict=True)
     assert all(torch.equal(a, b) for x, y in pairs for a, b in zip(x, y, strict=True)), "batched fetch differs"
-    shape = (1, hr_patch // SMALL_SCALE, hr_patch)
-    batched = rate(ds, 0, batches, batch=SMALL_BATCH, shape=shape)
-    one = rate(OneByOne(ds), 0, batches, batch=SMALL_BATCH, shape=shape)
+    shape = (1 if spec.color == "y" else 3, spec.hr_patch // spec.scale, spec.hr_patch)
+    batched = rate(ds, 0, batches, batch=batch, shape=shape)
+    one = rate(OneByOne(ds), 0, batches, batch=batch, shape=shape)
     return {
         "kind": "fetch",
-        "model": model,
-        "scale": SMALL_SCALE,
-        "hr_patch": hr_patch,
-        "batch": SMALL_BATCH,
+        "model": spec.model,
+        "scale": spec.scale,
+        "hr_patch": spec.hr_patch,
+        "batch": batch,
         "workers": 0,
         "batched_batches_s": batched,
         "one_by_one_batches_s": one,
@@ -181,7 +187,7 @@ def main() -> None:
                     "ratio": r_ours / r_naive,
                 }
             )
-        small = [fetch_record(store, model, hr_patch, args.batches) for model, hr_patch in SMALL]
+        small = [fetch_record(store, spec, args.batches) for spec in SMALL]
     rows = [
         [
             f"{r['workers']}{' (training default)' if r['training_default'] else ''}",
@@ -194,12 +200,19 @@ def main() -> None:
     setting = f"batch {BATCH} × HR {HR_PATCH}² x{SCALE} from {name}"
     print(f"batches/s, {setting}; {env['cpus']} CPUs, load {env['load_avg_1m']}")
     print(table(["workers", "srpipe store", "PNG per sample", "srpipe/naive"], rows))
-    print(f"\nbatches/s, the small Y-channel networks (x{SMALL_SCALE}, batch {SMALL_BATCH}, workers 0) from {name}")
+    print(f"\nbatches/s, the repro profile's trainings (params-repro.yaml; workers 0) from {name}")
     rows = [
-        [r["model"], r["hr_patch"], r["batched_batches_s"], r["one_by_one_batches_s"], f"{r['ratio']:.2f}x"]
+        [
+            f"{r['model']} x{r['scale']}",
+            r["hr_patch"],
+            r["batch"],
+            r["batched_batches_s"],
+            r["one_by_one_batches_s"],
+            f"{r['ratio']:.2f}x",
+        ]
         for r in small
     ]
-    print(table(["model", "HR patch", "batched fetch", "one by one", "ratio"], rows))
+    print(table(["training", "HR patch", "batch", "batched fetch", "one by one", "ratio"], rows))
     print(f"results appended to {save('data', records + small, env)}")
 
 

@@ -44,8 +44,14 @@ from srpipe.train.spec import resolve
 def make_store(root: Path, scales: tuple[int, ...], **prepare_params: Any) -> Path:
     """The offline `sample` images as a patch store at `scales` (PrepareParams fields override the small defaults)."""
     download(["sample"], root / "raw", progress=False)
-    fields = {"train": ("sample/train",), "valid": ("sample/valid",), "lr_patch": 48, "stride": 24}
-    params = PrepareParams(**fields | {"max_valid_side": 64} | prepare_params)
+    defaults = {
+        "train": ("sample/train",),
+        "valid": ("sample/valid",),
+        "lr_patch": 48,
+        "stride": 24,
+        "max_valid_side": 64,
+    }
+    params = PrepareParams(**defaults | prepare_params)
     prepare(root / "raw", root / "prepared", params, scales, progress=False)
     return root / "prepared"
 
